@@ -1,0 +1,1 @@
+"""Code shared by every service: errors, wire contracts, settings, image decoding, app plumbing."""

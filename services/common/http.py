@@ -1,0 +1,125 @@
+"""HTTP plumbing shared by the services: one place mapping errors to responses, and the app builder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Schema
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from services.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def _body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": code, "message": message, "details": details or {}}
+
+
+def handle_service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    """Our own errors: their status and code."""
+    if exc.status >= 500:
+        log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.code, exc.message)
+    headers = {"Retry-After": str(exc.details["retry_after_s"])} if "retry_after_s" in exc.details else None
+    return Response(exc.to_body(), status_code=exc.status, headers=headers)
+
+
+def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Framework validation: malformed JSON is a 400, well-formed JSON with wrong fields a 422."""
+    errors = exc.extra if isinstance(exc.extra, list) else ([exc.extra] if exc.extra else [])
+    text = " ".join(str(e) for e in errors) + " " + str(exc.detail)
+    if "malformed" in text.lower() or "json is" in text.lower():
+        return Response(_body("bad_request", "the body is not valid JSON", {"errors": errors}), status_code=400)
+    return Response(
+        _body("validation_error", "the request fields are invalid", {"errors": errors}), status_code=422
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Framework HTTP errors (404 route, 405 method, 413 body limit, ...) in our shape."""
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    details = {"errors": exc.extra} if exc.extra else {}
+    headers = dict(exc.headers or {})
+    return Response(_body(code, str(exc.detail), details), status_code=status, headers=headers or None)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Anything else is our bug: log it with the traceback, answer a generic 500."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        _body("internal_error", "an unexpected error occurred; it has been logged"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[..., Response[Any]]] = {
+    ServiceError: handle_service_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}
+
+ERROR_SCHEMA = Schema(
+    type="object",  # type: ignore[arg-type]
+    required=["error", "message", "details"],
+    properties={
+        "error": Schema(type="string", description="Stable machine-readable code"),  # type: ignore[arg-type]
+        "message": Schema(type="string"),  # type: ignore[arg-type]
+        "details": Schema(type="object"),  # type: ignore[arg-type]
+    },
+)
+
+
+def build_app(
+    *,
+    title: str,
+    description: str,
+    version: str,
+    route_handlers: Sequence[Any],
+    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]],
+    max_body_bytes: int,
+    state: dict[str, Any] | None = None,
+    cors: CORSConfig | None = None,
+    debug: bool = False,
+) -> Litestar:
+    """A Litestar app with our error mapping, body limit and OpenAPI document at ``/schema``."""
+    from litestar.datastructures import State
+
+    return Litestar(
+        route_handlers=list(route_handlers),
+        lifespan=list(lifespan),
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=max_body_bytes,
+        state=State(state or {}),
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=version,
+            description=description,
+            components=Components(schemas={"ErrorBody": ERROR_SCHEMA}),
+        ),
+        debug=debug,
+    )

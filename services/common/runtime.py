@@ -1,0 +1,52 @@
+"""Process-level runtime set-up: thread pools and logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the thread pools of numeric libraries in this process.
+
+    On small machines torch, OpenCV, FAISS and BLAS each start a pool as large as the core count; together they
+    oversubscribe the CPU and latency spikes by an order of magnitude. Libraries that are not installed are skipped.
+    """
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules or _importable("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+        if torch.get_num_interop_threads() != threads:
+            try:
+                torch.set_num_interop_threads(threads)
+            except RuntimeError:  # may only be set once per process
+                pass
+    if _importable("cv2"):
+        import cv2
+
+        cv2.setNumThreads(threads)
+    if _importable("faiss"):
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def configure_logging(level: str, service: str) -> None:
+    """Log lines as ``time level service logger: message`` on stderr."""
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )

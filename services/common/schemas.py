@@ -1,0 +1,272 @@
+"""Wire contracts, defined once and shared by the services and the gateway's clients.
+
+Arrays travel as base64 of their raw little-endian bytes; their shapes are written beside each field.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+K_MAX = 100
+"""Largest number of candidates a search may ask for."""
+
+Box = Annotated[list[Annotated[float, Meta(ge=0.0, le=1.0)]], Meta(min_length=4, max_length=4)]
+"""A region ``[x0, y0, x1, y1]`` in fractions of the image's width and height."""
+
+ObjectId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+"""Object ids: letters, digits, dot, underscore, dash; no path separators; at most 128 characters."""
+
+
+class HealthStatus(StrEnum):
+    """Roll-up health of a service."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class VerificationMethod(StrEnum):
+    """How a match was confirmed."""
+
+    GEOMETRIC = "geometric"
+    EMBEDDING_ONLY = "embedding_only"
+
+
+class ErrorBody(Struct):
+    """The one error shape of every service."""
+
+    error: str
+    message: str
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Health(Struct):
+    """``GET /health`` answer."""
+
+    status: HealthStatus
+    service: str
+    version: str
+    checks: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# --- embeddings -------------------------------------------------------------------------------------------------
+
+
+class EmbedRequest(Struct, forbid_unknown_fields=True):
+    """One image (``image``) or a batch (``images``), base64; optional regions cropped from each image."""
+
+    image: str | None = None
+    images: Annotated[list[str], Meta(min_length=1, max_length=64)] | None = None
+    regions: Annotated[list[Box], Meta(min_length=1, max_length=16)] | None = None
+
+
+class EmbedResponse(Struct):
+    """Embeddings, L2-normalised float32: row ``i * per_image + j`` is image ``i``, region ``j``."""
+
+    embeddings: list[list[float]]
+    dimension: int
+    model: str
+    per_image: int
+    processing_time_ms: float
+
+
+# --- search -----------------------------------------------------------------------------------------------------
+
+
+class ObjectMetadata(Struct, forbid_unknown_fields=True):
+    """Catalogue entry of one artwork, stored beside its vector."""
+
+    object_id: ObjectId
+    title: str = ""
+    artist: str = ""
+    date: str = ""
+    room: str = ""
+    extra: dict[str, str] = msgspec.field(default_factory=dict)
+    image_file: str | None = None
+    source_sha256: str | None = None
+
+
+class SearchRequest(Struct, forbid_unknown_fields=True):
+    """Query vectors (each L2-normalised, the index's dimension) and how many hits per vector."""
+
+    vectors: Annotated[list[list[float]], Meta(min_length=1, max_length=32)]
+    k: Annotated[int, Meta(ge=1, le=K_MAX)] = 10
+
+
+class SearchHit(Struct):
+    """One candidate: object id, inner-product score (cosine for normalised vectors) and its rank from 1."""
+
+    object_id: str
+    score: float
+    rank: int
+
+
+class SearchResponse(Struct):
+    """``results[i]`` are the hits of ``vectors[i]``, best first."""
+
+    results: list[list[SearchHit]]
+    index_size: int
+    processing_time_ms: float
+
+
+class UpsertRequest(Struct, forbid_unknown_fields=True):
+    """Add or replace one object's vector and metadata."""
+
+    vector: list[float]
+    metadata: ObjectMetadata
+
+
+class ObjectList(Struct):
+    """A page of catalogue entries."""
+
+    objects: list[ObjectMetadata]
+    total: int
+    offset: int
+    limit: int
+
+
+# --- geometric --------------------------------------------------------------------------------------------------
+
+
+class Features(Struct, forbid_unknown_fields=True):
+    """Local features of one image.
+
+    ``keypoints``: base64 float32 (N, 2) pixel coordinates; ``descriptors``: base64 uint8 (N, 32) ORB descriptors.
+    """
+
+    keypoints: str
+    descriptors: str
+    count: Annotated[int, Meta(ge=0)]
+    width: Annotated[int, Meta(ge=1)]
+    height: Annotated[int, Meta(ge=1)]
+
+
+class ExtractRequest(Struct, forbid_unknown_fields=True):
+    """An image, base64."""
+
+    image: str
+
+
+class ExtractResponse(Struct):
+    """The features of the image and the time taken."""
+
+    features: Features
+    processing_time_ms: float
+
+
+class MatchRequest(Struct, forbid_unknown_fields=True):
+    """Verify query features (or a query image) against one stored reference."""
+
+    reference_id: ObjectId
+    query: Features | None = None
+    image: str | None = None
+
+
+class MatchBatchRequest(Struct, forbid_unknown_fields=True):
+    """Verify query features (or a query image) against several stored references."""
+
+    reference_ids: Annotated[list[ObjectId], Meta(min_length=1, max_length=K_MAX)]
+    query: Features | None = None
+    image: str | None = None
+
+
+class MatchResult(Struct):
+    """Outcome of verifying one reference against the query.
+
+    ``inliers``: matches consistent with the homography; ``good_matches``: matches passing the ratio test;
+    ``score``: inliers in excess of what chance gives for this reference, in 0..1; ``reason`` says why a pair was
+    not verified (``too_few_matches``, ``no_homography``, ``degenerate_homography``, ``unknown_reference``).
+    """
+
+    reference_id: str
+    verified: bool
+    inliers: int
+    good_matches: int
+    inlier_ratio: float
+    score: float
+    spread: float
+    reason: str | None = None
+    homography: list[float] | None = None
+    query_box: list[float] | None = None
+
+
+class MatchBatchResponse(Struct):
+    """One result per requested reference, in request order."""
+
+    results: list[MatchResult]
+    processing_time_ms: float
+
+
+class ReferenceRequest(Struct, forbid_unknown_fields=True):
+    """An artwork's reference image, base64."""
+
+    image: str
+
+
+class ReferenceInfo(Struct):
+    """A stored reference's feature count."""
+
+    reference_id: str
+    count: int
+
+
+# --- gateway (public) -------------------------------------------------------------------------------------------
+
+
+class IdentifyOptions(Struct, forbid_unknown_fields=True):
+    """Per-request options of ``POST /identify``."""
+
+    k: Annotated[int, Meta(ge=1, le=K_MAX)] = 10
+    threshold: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    geometric_verification: bool = True
+    include_alternatives: bool = False
+
+
+class IdentifyRequest(Struct, forbid_unknown_fields=True):
+    """``POST /identify`` JSON body: base64 image (data-URL prefix allowed) and options."""
+
+    image: str
+    options: IdentifyOptions = msgspec.field(default_factory=IdentifyOptions)
+
+
+class Match(Struct):
+    """One identified artwork."""
+
+    object_id: str
+    name: str
+    artist: str
+    year: str
+    confidence: float
+    similarity_score: float
+    geometric_score: float | None
+    verification_method: VerificationMethod
+    image_url: str
+
+
+class Timing(Struct):
+    """Time spent per stage, milliseconds."""
+
+    embedding_ms: float
+    search_ms: float
+    geometric_ms: float
+    total_ms: float
+
+
+class IdentifyResponse(Struct):
+    """``POST /identify`` answer: every verified artwork best first; ``match`` is the best or null."""
+
+    success: bool
+    match: Match | None
+    matches: list[Match]
+    alternatives: list[Match] | None
+    message: str | None
+    timing: Timing
+    debug: dict[str, Any]
+    geometric_skipped: bool
+    geometric_skip_reason: str | None
+    degraded: bool
+    degradation_reason: str | None
