@@ -74,6 +74,13 @@ class Unauthorized(ServiceError):
     status = 401
 
 
+class Forbidden(ServiceError):
+    """The operation is not allowed here (e.g. admin endpoints disabled)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(ServiceError):
     """The named resource does not exist."""
 

@@ -52,9 +52,7 @@ def handle_validation_error(request: Request[Any, Any, Any], exc: ValidationExce
     text = " ".join(str(e) for e in errors) + " " + str(exc.detail)
     if "malformed" in text.lower() or "json is" in text.lower():
         return Response(_body("bad_request", "the body is not valid JSON", {"errors": errors}), status_code=400)
-    return Response(
-        _body("validation_error", "the request fields are invalid", {"errors": errors}), status_code=422
-    )
+    return Response(_body("validation_error", "the request fields are invalid", {"errors": errors}), status_code=422)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -22,10 +23,9 @@ def limit_threads(threads: int) -> None:
 
         torch.set_num_threads(threads)
         if torch.get_num_interop_threads() != threads:
-            try:
+            # the inter-op pool may only be sized once per process
+            with contextlib.suppress(RuntimeError):
                 torch.set_num_interop_threads(threads)
-            except RuntimeError:  # may only be set once per process
-                pass
     if _importable("cv2"):
         import cv2
 

@@ -98,11 +98,12 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
 
 
 class SearchHit(Struct):
-    """One candidate: object id, inner-product score (cosine for normalised vectors) and its rank from 1."""
+    """One candidate: object id, inner-product score (cosine for normalised vectors), rank from 1, metadata."""
 
     object_id: str
     score: float
     rank: int
+    metadata: ObjectMetadata | None = None
 
 
 class SearchResponse(Struct):

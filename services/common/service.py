@@ -1,0 +1,72 @@
+"""Running a service: settings → app → uvicorn, shared by every ``python -m services.<name>``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from services.common.runtime import configure_logging, limit_threads
+from services.common.settings import ServiceSettings
+
+
+def serve(name: str, settings: ServiceSettings, create_app: Callable[..., Any]) -> None:
+    """Run ``create_app(settings)`` under uvicorn on the settings' host and port, one process, one worker."""
+    import uvicorn
+
+    configure_logging(settings.log_level, name)
+    limit_threads(settings.threads)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def redact(settings: ServiceSettings, secret_fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings as a dict for ``/info``, with secret fields replaced by ``"***"`` (or None when unset)."""
+    values = settings.model_dump(mode="json")
+    for field in secret_fields:
+        if field in values:
+            values[field] = "***" if values[field] else None
+    return values
+
+
+async def watch_file(reload_if_changed: Callable[[], bool], interval_s: float, what: str) -> None:
+    """Poll ``reload_if_changed`` (run off the event loop) every ``interval_s`` until cancelled.
+
+    Replicas use this to pick up a newer snapshot written by another process without a restart. A failing
+    reload (e.g. a foreign, corrupt file) is logged and the loaded state is kept.
+    """
+    import asyncio
+    import logging
+
+    import anyio
+
+    log = logging.getLogger(__name__)
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            if await anyio.to_thread.run_sync(reload_if_changed):
+                log.info("reloaded a newer %s snapshot", what)
+        except Exception:
+            log.exception("%s snapshot reload failed; keeping the loaded state", what)
+
+
+@contextlib.asynccontextmanager
+async def background(coroutine: Coroutine[Any, Any, None] | None) -> AsyncIterator[None]:
+    """Run ``coroutine`` as a task for the lifetime of the block, cancelled on exit (None: nothing to run)."""
+    import asyncio
+
+    task = asyncio.create_task(coroutine) if coroutine is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,104 @@
+"""The embeddings service's HTTP layer: ``POST /embed`` over :class:`EmbeddingPipeline`."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+from litestar import Litestar, get, post
+from litestar.datastructures import State
+
+from services.common.errors import InvalidFields, NotReady
+from services.common.http import build_app
+from services.common.images import decode_base64, decode_image
+from services.common.schemas import EmbedRequest, EmbedResponse, Health, HealthStatus
+from services.common.service import redact
+from services.common.version import __version__
+from services.embeddings.model import Embedder, TimmEmbedder
+from services.embeddings.pipeline import EmbeddingPipeline
+from services.embeddings.settings import EmbeddingsSettings
+
+
+@get("/health", operation_id="health", summary="Liveness and model state", sync_to_thread=False)
+def health(state: State) -> Health:
+    loaded = state.ready.is_set()
+    return Health(
+        HealthStatus.HEALTHY if loaded else HealthStatus.UNHEALTHY,
+        "embeddings",
+        __version__,
+        {"model_loaded": loaded, "model": state.pipeline.embedder.name},
+    )
+
+
+@get("/info", operation_id="info", summary="Model and settings", sync_to_thread=False)
+def info(state: State) -> dict[str, object]:
+    embedder = state.pipeline.embedder
+    return {
+        "service": "embeddings",
+        "version": __version__,
+        "model": {"name": embedder.name, "dimension": embedder.dimension if state.ready.is_set() else None},
+        "settings": redact(state.settings),
+    }
+
+
+@post(
+    "/embed",
+    operation_id="embed",
+    summary="L2-normalised embeddings of images or image regions",
+    status_code=200,
+    sync_to_thread=True,
+)
+def embed(data: EmbedRequest, state: State) -> EmbedResponse:
+    if not state.ready.is_set():
+        raise NotReady("the model is still loading")
+    started = time.perf_counter()
+    if (data.image is None) == (data.images is None):
+        raise InvalidFields("send exactly one of 'image' or 'images'", details={"fields": ["image", "images"]})
+    texts = [data.image] if data.image is not None else list(data.images or [])
+    settings: EmbeddingsSettings = state.settings
+    images = [
+        decode_image(decode_base64(text, field=f"images[{i}]"), max_pixels=settings.max_image_pixels)
+        for i, text in enumerate(texts)
+    ]
+    pipeline: EmbeddingPipeline = state.pipeline
+    vectors, per_image = pipeline.embed(images, data.regions)
+    return EmbedResponse(
+        embeddings=vectors.tolist(),
+        dimension=int(vectors.shape[1]),
+        model=pipeline.embedder.name,
+        per_image=per_image,
+        processing_time_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder | None = None) -> Litestar:
+    """Build the embeddings app; ``embedder`` replaces the timm model in tests."""
+    settings = settings or EmbeddingsSettings()
+    embedder = embedder or TimmEmbedder(
+        settings.model_name,
+        weights_path=settings.weights_path,
+        device=settings.device,
+        image_size=settings.image_size,
+        batch_size=settings.batch_size,
+    )
+    pipeline = EmbeddingPipeline(embedder, max_images=settings.max_images)
+    ready = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(embedder.load)
+        ready.set()
+        yield
+
+    return build_app(
+        title="artwork-matcher embeddings",
+        description="Global image embeddings (timm) for the artwork shortlist; L2-normalised float32.",
+        version=__version__,
+        route_handlers=[health, info, embed],
+        lifespan=[lifespan],
+        max_body_bytes=settings.max_body_bytes,
+        state={"settings": settings, "pipeline": pipeline, "ready": ready},
+    )

@@ -1,0 +1,59 @@
+"""Turning request images and regions into embeddings; no HTTP here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from services.common.errors import InvalidFields
+from services.embeddings.model import Embedder
+
+FULL_IMAGE = (0.0, 0.0, 1.0, 1.0)
+
+
+def crop_regions(image: Image.Image, regions: Sequence[Sequence[float]]) -> list[Image.Image]:
+    """Crop each ``[x0, y0, x1, y1]`` region (fractions of width and height) out of ``image``.
+
+    Raises:
+        InvalidFields: a region with x1 <= x0 or y1 <= y0, or one smaller than a pixel.
+    """
+    width, height = image.size
+    crops = []
+    for number, (x0, y0, x1, y1) in enumerate(regions):
+        if x1 <= x0 or y1 <= y0:
+            raise InvalidFields(
+                "a region needs x0 < x1 and y0 < y1", details={"region": number, "box": [x0, y0, x1, y1]}
+            )
+        box = (round(x0 * width), round(y0 * height), round(x1 * width), round(y1 * height))
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            raise InvalidFields("a region is smaller than one pixel", details={"region": number})
+        crops.append(image if box == (0, 0, width, height) else image.crop(box))
+    return crops
+
+
+class EmbeddingPipeline:
+    """Serialises inference on one model: a single worker thread keeps one torch thread busy, not contended."""
+
+    def __init__(self, embedder: Embedder, *, max_images: int = 64) -> None:
+        self.embedder = embedder
+        self.max_images = max_images
+        self._lock = threading.Lock()
+
+    def embed(
+        self, images: Sequence[Image.Image], regions: Sequence[Sequence[float]] | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Embed every region of every image; returns ``(N × R, D)`` rows and R (regions per image)."""
+        boxes = list(regions) if regions else [FULL_IMAGE]
+        total = len(images) * len(boxes)
+        if total > self.max_images:
+            raise InvalidFields(
+                f"{total} crops requested; at most {self.max_images} per request",
+                details={"requested": total, "max": self.max_images},
+            )
+        crops = [crop for image in images for crop in crop_regions(image, boxes)]
+        with self._lock:
+            vectors = self.embedder.embed(crops)
+        return vectors, len(boxes)

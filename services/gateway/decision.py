@@ -1,0 +1,160 @@
+"""The decision: which candidates are answers, and how confident we are. Pure functions, no I/O.
+
+Confidence is a logistic function of evidence (inliers, inlier ratio, spatial spread, embedding similarity), its
+weights fitted on labelled photos by ``artwork-matcher calibrate`` so that among answers given with confidence ≥ c
+about a share c is right. A candidate is an answer when it verified geometrically and its confidence reaches the
+operating threshold; without geometric evidence only a clear embedding winner is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from services.common.schemas import MatchResult, ObjectMetadata
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One shortlisted artwork with its evidence."""
+
+    object_id: str
+    similarity: float
+    metadata: ObjectMetadata | None = None
+    geometric: MatchResult | None = None
+
+
+@dataclass(frozen=True)
+class DecisionParams:
+    """Decision parameters; defaults are hand-set, ``calibrate`` fits and stores better ones.
+
+    Attributes:
+        threshold: the operating point: least confidence (0..1) of an answer.
+        min_inliers: fewest homography inliers for a geometric verification to count at all.
+        geo_weights: logistic weights on (log1p(inliers), inlier_ratio, spread, similarity).
+        geo_bias: logistic bias of the geometric confidence.
+        emb_weights: logistic weights on (similarity, margin to the next candidate) for embedding-only answers.
+        emb_bias: logistic bias of the embedding-only confidence.
+        overlap_iou: two verified candidates whose boxes in the photo overlap more than this are one painting.
+    """
+
+    threshold: float = 0.5
+    min_inliers: int = 12
+    geo_weights: tuple[float, float, float, float] = (3.0, 0.0, 0.0, 2.0)
+    geo_bias: float = -8.2
+    emb_weights: tuple[float, float] = (20.0, 25.0)
+    emb_bias: float = -17.5
+    overlap_iou: float = 0.5
+    fitted_on: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The parameters as JSON text."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DecisionParams:
+        """Parameters from :meth:`to_json` text; unknown keys are rejected."""
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown decision parameters: {sorted(unknown)}")
+        for key in ("geo_weights", "emb_weights"):
+            if key in raw:
+                raw[key] = tuple(float(v) for v in raw[key])
+        return cls(**raw)
+
+    @classmethod
+    def load_or_default(cls, path: Path) -> DecisionParams:
+        """Fitted parameters from ``path`` if it exists, else the defaults."""
+        return cls.from_json(path.read_text()) if path.exists() else cls()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate with its confidence and how it was verified."""
+
+    candidate: Candidate
+    confidence: float
+    geometric: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Answers (best first) and the remaining candidates ranked as alternatives."""
+
+    matches: list[Scored]
+    alternatives: list[Scored]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def geometric_features(result: MatchResult, similarity: float) -> tuple[float, float, float, float]:
+    """The evidence vector the geometric confidence is computed from."""
+    return (math.log1p(result.inliers), result.inlier_ratio, result.spread, similarity)
+
+
+def geometric_confidence(result: MatchResult, similarity: float, params: DecisionParams) -> float:
+    """Confidence that a geometrically checked candidate is right; 0 when it did not verify."""
+    if not result.verified or result.inliers < params.min_inliers:
+        return 0.0
+    x = geometric_features(result, similarity)
+    return _sigmoid(sum(w * v for w, v in zip(params.geo_weights, x, strict=True)) + params.geo_bias)
+
+
+def embedding_confidence(similarity: float, margin: float, params: DecisionParams) -> float:
+    """Confidence of an embedding-only answer from its similarity and its lead over the runner-up."""
+    w_sim, w_margin = params.emb_weights
+    return _sigmoid(w_sim * similarity + w_margin * margin + params.emb_bias)
+
+
+def _iou(a: list[float] | None, b: list[float] | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def decide(
+    candidates: list[Candidate], params: DecisionParams, *, use_geometric: bool, threshold: float | None = None
+) -> Decision:
+    """Pick the answers among ``candidates`` (sorted by similarity, best first).
+
+    With geometric evidence, every candidate that verified with confidence ≥ threshold is an answer, except one
+    whose region in the photo overlaps a better answer (the same painting). Without it, only the top candidate can
+    be an answer, when its embedding confidence reaches the threshold.
+    """
+    cut = params.threshold if threshold is None else threshold
+    if use_geometric:
+        scored = [
+            Scored(c, geometric_confidence(c.geometric, c.similarity, params), True)
+            for c in candidates
+            if c.geometric is not None
+        ]
+    else:
+        scored = []
+        for i, c in enumerate(candidates):
+            runner_up = candidates[i + 1].similarity if i + 1 < len(candidates) else 0.0
+            margin = c.similarity - runner_up if i == 0 else 0.0
+            scored.append(Scored(c, embedding_confidence(c.similarity, margin, params) if i == 0 else 0.0, False))
+    scored.sort(key=lambda s: (s.confidence, s.candidate.similarity), reverse=True)
+    matches: list[Scored] = []
+    rest: list[Scored] = []
+    for s in scored:
+        box = s.candidate.geometric.query_box if s.candidate.geometric else None
+        overlapping = any(
+            _iou(box, m.candidate.geometric.query_box if m.candidate.geometric else None) > params.overlap_iou
+            for m in matches
+        )
+        if s.confidence >= cut and s.confidence > 0 and not overlapping:
+            matches.append(s)
+        else:
+            rest.append(s)
+    return Decision(matches=matches, alternatives=rest)

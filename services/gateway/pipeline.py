@@ -1,0 +1,188 @@
+"""``/identify`` orchestration: embed and extract concurrently, search, verify, decide. No HTTP framework here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+from services.common import errors
+from services.common.images import encode_base64, resize_max_side, to_jpeg
+from services.common.schemas import (
+    ExtractResponse,
+    IdentifyOptions,
+    IdentifyResponse,
+    Match,
+    MatchResult,
+    ObjectMetadata,
+    SearchHit,
+    Timing,
+    VerificationMethod,
+)
+from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.decision import Candidate, DecisionParams, Scored, decide
+from services.gateway.regions import propose_regions
+
+log = logging.getLogger(__name__)
+
+
+def merge_hits(rows: list[list[SearchHit]], k: int) -> list[Candidate]:
+    """One candidate per object with its best similarity over all regions, best first, at most ``k``."""
+    best: dict[str, SearchHit] = {}
+    for row in rows:
+        for hit in row:
+            if hit.object_id not in best or hit.score > best[hit.object_id].score:
+                best[hit.object_id] = hit
+    ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+    return [Candidate(h.object_id, h.score, h.metadata) for h in ranked]
+
+
+def to_match(scored: Scored) -> Match:
+    """The public form of a scored candidate."""
+    c = scored.candidate
+    meta = c.metadata or ObjectMetadata(object_id=c.object_id)
+    return Match(
+        object_id=c.object_id,
+        name=meta.title,
+        artist=meta.artist,
+        year=meta.date,
+        confidence=round(scored.confidence, 4),
+        similarity_score=round(c.similarity, 4),
+        geometric_score=round(c.geometric.score, 4) if c.geometric is not None else None,
+        verification_method=VerificationMethod.GEOMETRIC if scored.geometric else VerificationMethod.EMBEDDING_ONLY,
+        image_url=f"/objects/{c.object_id}/image",
+    )
+
+
+@dataclass
+class _Stages:
+    embedding_ms: float = 0.0
+    search_ms: float = 0.0
+    geometric_ms: float = 0.0
+
+
+class IdentifyPipeline:
+    """Runs one identification against the backends."""
+
+    def __init__(
+        self,
+        embeddings: EmbeddingsClient,
+        search: SearchClient,
+        geometric: GeometricClient,
+        params: DecisionParams,
+        *,
+        query_max_side: int = 1024,
+    ) -> None:
+        self.embeddings = embeddings
+        self.search = search
+        self.geometric = geometric
+        self.params = params
+        self.query_max_side = query_max_side
+
+    async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
+        """Identify the artworks in a decoded, upright RGB photo."""
+        started = time.perf_counter()
+        stages = _Stages()
+        query = resize_max_side(image, self.query_max_side)
+        payload = encode_base64(to_jpeg(query))
+        regions = propose_regions(*query.size)
+
+        embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
+        extract_task = (
+            asyncio.create_task(self._timed(self.geometric.extract(payload)))
+            if options.geometric_verification
+            else None
+        )
+        try:
+            embedded, stages.embedding_ms = await embed_task
+        except BaseException:
+            if extract_task is not None:
+                extract_task.cancel()
+            raise
+        features: ExtractResponse | None = None
+        degradation: str | None = None
+        if extract_task is not None:
+            try:
+                features, stages.geometric_ms = await extract_task
+            except errors.ServiceError as exc:
+                if exc.status < 500:
+                    raise
+                degradation = f"geometric verification unavailable: {exc.message}"
+
+        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, options.k))
+        candidates = merge_hits(hits_response.results, options.k)
+
+        if features is not None and candidates:
+            try:
+                verified, match_ms = await self._timed(
+                    self.geometric.match_batch(features.features, [c.object_id for c in candidates])
+                )
+                stages.geometric_ms += match_ms
+                candidates = _attach(candidates, verified.results)
+            except errors.ServiceError as exc:
+                if exc.status < 500:
+                    raise
+                degradation = f"geometric verification unavailable: {exc.message}"
+        use_geometric = features is not None and degradation is None
+        decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
+        return self._response(decision, candidates, options, stages, started, degradation, use_geometric, regions)
+
+    @staticmethod
+    async def _timed(awaitable):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        result = await awaitable
+        return result, (time.perf_counter() - started) * 1000
+
+    def _response(self, decision, candidates, options, stages, started, degradation, use_geometric, regions):  # type: ignore[no-untyped-def]
+        matches = [to_match(s) for s in decision.matches]
+        skipped = not options.geometric_verification
+        message = None
+        if not matches:
+            message = (
+                "no artwork of the collection was recognised in this photo" if candidates else "the collection is empty"
+            )
+        return IdentifyResponse(
+            success=True,
+            match=matches[0] if matches else None,
+            matches=matches,
+            alternatives=[to_match(s) for s in decision.alternatives[:5]] if options.include_alternatives else None,
+            message=message,
+            timing=Timing(
+                embedding_ms=round(stages.embedding_ms, 2),
+                search_ms=round(stages.search_ms, 2),
+                geometric_ms=round(stages.geometric_ms, 2),
+                total_ms=round((time.perf_counter() - started) * 1000, 2),
+            ),
+            debug={
+                "regions": len(regions),
+                "candidates": [_debug_row(c) for c in candidates],
+                "threshold": self.params.threshold if options.threshold is None else options.threshold,
+            },
+            geometric_skipped=skipped or not use_geometric,
+            geometric_skip_reason="disabled by request" if skipped else (degradation if not use_geometric else None),
+            degraded=degradation is not None,
+            degradation_reason=degradation,
+        )
+
+
+def _attach(candidates: list[Candidate], results: list[MatchResult]) -> list[Candidate]:
+    by_id = {r.reference_id: r for r in results}
+    return [Candidate(c.object_id, c.similarity, c.metadata, by_id.get(c.object_id)) for c in candidates]
+
+
+def _debug_row(c: Candidate) -> dict[str, object]:
+    row: dict[str, object] = {"object_id": c.object_id, "similarity": round(c.similarity, 4)}
+    if c.geometric is not None:
+        g = c.geometric
+        row.update(
+            inliers=g.inliers,
+            good_matches=g.good_matches,
+            inlier_ratio=round(g.inlier_ratio, 3),
+            spread=round(g.spread, 3),
+            verified=g.verified,
+            reason=g.reason,
+        )
+    return row

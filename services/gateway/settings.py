@@ -1,0 +1,52 @@
+"""Settings of the gateway (env prefix ``GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.common.paths import IMAGES_DIR, default_snapshot_dir
+from services.common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Gateway settings."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port to listen on."""
+    embeddings_url: str = "http://127.0.0.1:8001"
+    """Base URL of the embeddings service."""
+    search_url: str = "http://127.0.0.1:8002"
+    """Base URL of the search service."""
+    geometric_url: str = "http://127.0.0.1:8003"
+    """Base URL of the geometric service."""
+    snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
+    """Collection snapshot directory; reference images live in its ``images/`` folder and the fitted decision in
+    ``decision.json``."""
+    images_dir: Path | None = None
+    """Reference image folder; None means ``<snapshot_dir>/images``."""
+    api_key: SecretStr | None = None
+    """Key for the admin endpoints (``X-API-Key``); unset disables them (403)."""
+    embeddings_timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of one call to the embeddings service, seconds."""
+    search_timeout_s: float = Field(default=3.0, gt=0)
+    """Timeout of one call to the search service, seconds."""
+    geometric_timeout_s: float = Field(default=5.0, gt=0)
+    """Timeout of one call to the geometric service, seconds."""
+    retries: int = Field(default=2, ge=0, le=5)
+    """Extra attempts for idempotent backend calls that failed on the backend's side."""
+    query_max_side: int = Field(default=1024, ge=128, le=4096)
+    """Photos are downscaled to this longest side, pixels, before they are sent to the backends."""
+    default_k: int = Field(default=10, ge=1, le=100)
+    """Candidates verified per photo when the request does not say."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed by CORS; empty disables CORS."""
+
+    @property
+    def reference_images_dir(self) -> Path:
+        """Where reference images are read from and written to."""
+        return self.images_dir or (self.snapshot_dir / IMAGES_DIR)

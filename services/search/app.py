@@ -1,0 +1,188 @@
+"""The search service's HTTP layer: thin handlers over :class:`services.search.catalog.Catalog`."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+import numpy as np
+from litestar import Litestar, delete, get, post, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from services.common.errors import InvalidFields
+from services.common.http import build_app
+from services.common.schemas import (
+    Health,
+    HealthStatus,
+    ObjectList,
+    ObjectMetadata,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    UpsertRequest,
+)
+from services.common.service import background, redact, watch_file
+from services.common.version import __version__
+from services.search.catalog import Catalog
+from services.search.settings import SearchSettings
+
+ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+@get("/health", operation_id="health", summary="Liveness and index size", sync_to_thread=False)
+def health(state: State) -> Health:
+    catalog: Catalog = state.catalog
+    return Health(
+        HealthStatus.HEALTHY,
+        "search",
+        __version__,
+        {"index_size": catalog.size, "dimension": catalog.dimension},
+    )
+
+
+@get("/info", operation_id="info", summary="Service, index and settings", sync_to_thread=False)
+def info(state: State) -> dict[str, object]:
+    catalog: Catalog = state.catalog
+    index = catalog.index
+    return {
+        "service": "search",
+        "version": __version__,
+        "index": {
+            "size": catalog.size,
+            "dimension": catalog.dimension,
+            "kind": index.kind if index else catalog.kind,
+            "model": index.model if index else "",
+            "version": index.version if index else 0,
+            "snapshot": str(catalog.path),
+        },
+        "settings": redact(state.settings),
+    }
+
+
+@post(
+    "/search",
+    operation_id="search",
+    summary="Top-k objects per query vector",
+    status_code=200,
+    sync_to_thread=True,
+)
+def search(data: SearchRequest, state: State) -> SearchResponse:
+    started = time.perf_counter()
+    catalog: Catalog = state.catalog
+    lengths = {len(v) for v in data.vectors}
+    if len(lengths) != 1:
+        raise InvalidFields("all vectors must have the same length", details={"lengths": sorted(lengths)})
+    hits = catalog.search(np.asarray(data.vectors, dtype=np.float32), data.k)
+    results = [[SearchHit(h.object_id, h.score, h.rank, catalog.find(h.object_id)) for h in row] for row in hits]
+    elapsed = (time.perf_counter() - started) * 1000
+    return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed)
+
+
+@get("/objects", operation_id="listObjects", summary="A page of catalogue entries", sync_to_thread=False)
+def list_objects(
+    state: State,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> ObjectList:
+    objects, total = state.catalog.list(offset, limit)
+    return ObjectList(objects=objects, total=total, offset=offset, limit=limit)
+
+
+@get("/objects/{object_id:str}", operation_id="getObject", summary="One catalogue entry", sync_to_thread=False)
+def get_object(object_id: ObjectIdPath, state: State) -> ObjectMetadata:
+    return state.catalog.get(object_id)
+
+
+@put(
+    "/objects/{object_id:str}",
+    operation_id="upsertObject",
+    summary="Add or replace an object",
+    sync_to_thread=True,
+)
+def upsert_object(object_id: ObjectIdPath, data: UpsertRequest, state: State) -> ObjectMetadata:
+    if data.metadata.object_id != object_id:
+        raise InvalidFields(
+            "metadata.object_id must equal the id in the path",
+            details={"path": object_id, "metadata": data.metadata.object_id},
+        )
+    state.catalog.upsert(data.vector, data.metadata)
+    return data.metadata
+
+
+@delete(
+    "/objects/{object_id:str}",
+    operation_id="deleteObject",
+    summary="Remove an object",
+    status_code=200,
+    sync_to_thread=True,
+)
+def delete_object(object_id: ObjectIdPath, state: State) -> dict[str, str]:
+    state.catalog.remove(object_id)
+    return {"deleted": object_id}
+
+
+@post(
+    "/snapshot/save",
+    operation_id="saveSnapshot",
+    summary="Write the snapshot now",
+    status_code=200,
+    sync_to_thread=True,
+)
+def save_snapshot(state: State) -> dict[str, object]:
+    version = state.catalog.save()
+    return {"saved": True, "version": version, "size": state.catalog.size}
+
+
+@post(
+    "/snapshot/reload",
+    operation_id="reloadSnapshot",
+    summary="Load a newer snapshot if there is one",
+    status_code=200,
+    sync_to_thread=True,
+)
+def reload_snapshot(state: State) -> dict[str, object]:
+    reloaded = state.catalog.reload_if_changed()
+    return {"reloaded": reloaded, "size": state.catalog.size}
+
+
+def create_app(settings: SearchSettings | None = None, *, catalog: Catalog | None = None) -> Litestar:
+    """Build the search app; ``catalog`` replaces the snapshot-backed one in tests."""
+    settings = settings or SearchSettings()
+    catalog = catalog or Catalog(
+        settings.snapshot_file,
+        kind=settings.index_kind,
+        ivf_lists=settings.ivf_lists,
+        ivf_probe=settings.ivf_probe,
+        autosave=settings.autosave,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(catalog.load)
+        interval = settings.reload_interval_s
+        async with background(watch_file(catalog.reload_if_changed, interval, "search") if interval else None):
+            yield
+
+    return build_app(
+        title="artwork-matcher search",
+        description="FAISS index of artwork embeddings keyed by object id, with catalogue metadata.",
+        version=__version__,
+        route_handlers=[
+            health,
+            info,
+            search,
+            list_objects,
+            get_object,
+            upsert_object,
+            delete_object,
+            save_snapshot,
+            reload_snapshot,
+        ],
+        lifespan=[lifespan],
+        max_body_bytes=settings.max_body_bytes,
+        state={"settings": settings, "catalog": catalog},
+    )

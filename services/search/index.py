@@ -1,0 +1,275 @@
+"""A FAISS inner-product index keyed by object id, with catalogue metadata beside each vector.
+
+Contract: vectors are (N, D) float32 with L2-normalised rows, so inner product is cosine similarity. An object id
+is stored at most once: adding an existing id replaces its vector and metadata. The whole state (FAISS index,
+id table, metadata) is saved as one file, atomically, so a crash mid-save leaves the previous snapshot usable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import msgspec
+import numpy as np
+
+from services.common.atomic import atomic_write
+from services.common.schemas import ObjectMetadata
+
+FORMAT_VERSION = 1
+IndexKind = Literal["flat", "ivf"]
+
+
+class SnapshotError(ValueError):
+    """A snapshot file is missing parts, corrupt or of an unknown format."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    object_id: str
+    score: float
+    rank: int
+
+
+def check_vectors(vectors: np.ndarray, dimension: int, *, tolerance: float = 1e-3) -> np.ndarray:
+    """Validate "(N, D) float32, finite, L2-normalised rows" and return the array C-contiguous.
+
+    Raises:
+        ValueError: with the violated part of the contract.
+    """
+    array = np.asarray(vectors)
+    if array.ndim != 2 or array.shape[1] != dimension:
+        raise ValueError(f"vectors must have shape (N, {dimension}), got {array.shape}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(array, axis=1)
+    if array.shape[0] and np.abs(norms - 1.0).max() > tolerance:
+        raise ValueError("vector rows must be L2-normalised (norm 1)")
+    return array
+
+
+class VectorIndex:
+    """Thread-safe id-keyed vector index with metadata.
+
+    Args:
+        dimension: vector length D.
+        kind: ``flat`` (exact inner product) or ``ivf`` (inverted lists, for large collections; trained on the
+            vectors present once there are ``ivf_train_factor × ivf_lists`` of them, exact until then).
+        ivf_lists: number of IVF lists.
+        ivf_probe: lists visited per query.
+        model: name of the embedding model the vectors come from, kept so mismatches can be detected.
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        kind: IndexKind = "flat",
+        ivf_lists: int = 256,
+        ivf_probe: int = 16,
+        ivf_train_factor: int = 39,
+        model: str = "",
+    ) -> None:
+        if dimension < 1:
+            raise ValueError("dimension must be positive")
+        self.dimension = dimension
+        self.kind: IndexKind = kind
+        self.ivf_lists = ivf_lists
+        self.ivf_probe = ivf_probe
+        self.ivf_train_factor = ivf_train_factor
+        self.model = model
+        self.version = 0
+        self._lock = threading.RLock()
+        self._labels: dict[str, int] = {}
+        self._ids: dict[int, str] = {}
+        self._metadata: dict[str, ObjectMetadata] = {}
+        self._next_label = 0
+        self._index: Any = self._new_flat()
+
+    # --- queries ------------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._labels)
+
+    def __contains__(self, object_id: object) -> bool:
+        with self._lock:
+            return object_id in self._labels
+
+    def get(self, object_id: str) -> ObjectMetadata | None:
+        """The metadata of ``object_id``, or None."""
+        with self._lock:
+            return self._metadata.get(object_id)
+
+    def list(self, offset: int = 0, limit: int = 100) -> tuple[list[ObjectMetadata], int]:
+        """A page of metadata sorted by object id, and the total count."""
+        with self._lock:
+            ids = sorted(self._metadata)
+            return [self._metadata[i] for i in ids[offset : offset + limit]], len(ids)
+
+    def vector(self, object_id: str) -> np.ndarray | None:
+        """The stored vector of ``object_id`` (D,), or None."""
+        with self._lock:
+            label = self._labels.get(object_id)
+            if label is None:
+                return None
+            return np.asarray(self._index.reconstruct(label), dtype=np.float32)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """Top-``k`` hits per query row, best first; fewer when the index holds fewer objects."""
+        queries = check_vectors(vectors, self.dimension)
+        with self._lock:
+            count = len(self._labels)
+            if count == 0:
+                return [[] for _ in range(queries.shape[0])]
+            scores, labels = self._index.search(queries, min(k, count))
+            results: list[list[Hit]] = []
+            for row_scores, row_labels in zip(scores, labels, strict=True):
+                hits = [
+                    Hit(self._ids[int(label)], float(score), 0)
+                    for score, label in zip(row_scores, row_labels, strict=True)
+                    if label >= 0 and int(label) in self._ids
+                ]
+                results.append([Hit(h.object_id, h.score, rank) for rank, h in enumerate(hits, start=1)])
+            return results
+
+    # --- mutations ----------------------------------------------------------------------------------------------
+
+    def upsert(self, vector: np.ndarray, metadata: ObjectMetadata) -> bool:
+        """Add or replace one object; True when it replaced an existing one."""
+        row = check_vectors(np.asarray(vector).reshape(1, -1), self.dimension)
+        with self._lock:
+            replaced = self._remove_locked(metadata.object_id)
+            label = self._next_label
+            self._next_label += 1
+            self._index.add_with_ids(row, np.array([label], dtype=np.int64))
+            self._labels[metadata.object_id] = label
+            self._ids[label] = metadata.object_id
+            self._metadata[metadata.object_id] = metadata
+            self._maybe_train_ivf()
+            self.version += 1
+            return replaced
+
+    def update_metadata(self, metadata: ObjectMetadata) -> None:
+        """Replace the metadata of an existing object, keeping its vector."""
+        with self._lock:
+            if metadata.object_id not in self._labels:
+                raise KeyError(metadata.object_id)
+            self._metadata[metadata.object_id] = metadata
+            self.version += 1
+
+    def remove(self, object_id: str) -> bool:
+        """Remove one object; False when it was not there."""
+        with self._lock:
+            removed = self._remove_locked(object_id)
+            if removed:
+                self.version += 1
+            return removed
+
+    def _remove_locked(self, object_id: str) -> bool:
+        label = self._labels.pop(object_id, None)
+        if label is None:
+            return False
+        self._index.remove_ids(np.array([label], dtype=np.int64))
+        del self._ids[label]
+        del self._metadata[object_id]
+        return True
+
+    # --- FAISS structures ---------------------------------------------------------------------------------------
+
+    def _new_flat(self) -> Any:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+
+    def _maybe_train_ivf(self) -> None:
+        """Move from exact search to IVF once there are enough vectors to train the coarse quantiser."""
+        if self.kind != "ivf" or isinstance(self._index, faiss.IndexIVF):
+            return
+        if len(self._labels) < self.ivf_train_factor * self.ivf_lists:
+            return
+        labels = np.array(sorted(self._ids), dtype=np.int64)
+        vectors = np.vstack([self._index.reconstruct(int(label)) for label in labels]).astype(np.float32)
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, self.ivf_lists, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ivf.add_with_ids(vectors, labels)
+        ivf.nprobe = self.ivf_probe
+        self._index = ivf
+
+    # --- persistence --------------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> tuple[int, bytes]:
+        """The whole state as one ``.npz`` payload, and the version it captures."""
+        with self._lock:
+            state = {
+                "format": FORMAT_VERSION,
+                "dimension": self.dimension,
+                "kind": self.kind,
+                "model": self.model,
+                "next_label": self._next_label,
+                "labels": self._labels,
+                "metadata": {k: msgspec.to_builtins(v) for k, v in self._metadata.items()},
+                "ivf": {
+                    "lists": self.ivf_lists,
+                    "probe": self.ivf_probe,
+                    "train_factor": self.ivf_train_factor,
+                },
+            }
+            index_bytes = faiss.serialize_index(self._index)
+            version = self.version
+        buffer = io.BytesIO()
+        state_bytes = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
+        np.savez(buffer, state=state_bytes, index=index_bytes)
+        return version, buffer.getvalue()
+
+    def save(self, path: Path) -> int:
+        """Write the state atomically to ``path``; returns the version saved."""
+        version, payload = self.to_bytes()
+        atomic_write(Path(path), lambda handle: handle.write(payload) and None)
+        return version
+
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex:
+        """Read a snapshot written by :meth:`save`.
+
+        Raises:
+            SnapshotError: the file is unreadable, incomplete or inconsistent.
+        """
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                state = json.loads(bytes(data["state"]).decode("utf-8"))
+                index = faiss.deserialize_index(np.ascontiguousarray(data["index"]))
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+            raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
+        if state.get("format") != FORMAT_VERSION:
+            raise SnapshotError(f"search snapshot {path} has unknown format {state.get('format')!r}")
+        ivf = state.get("ivf", {})
+        result = cls(
+            int(state["dimension"]),
+            kind=state.get("kind", "flat"),
+            ivf_lists=int(ivf.get("lists", 256)),
+            ivf_probe=int(ivf.get("probe", 16)),
+            ivf_train_factor=int(ivf.get("train_factor", 39)),
+            model=state.get("model", ""),
+        )
+        result._index = index
+        result._next_label = int(state["next_label"])
+        result._labels = {k: int(v) for k, v in state["labels"].items()}
+        result._ids = {v: k for k, v in result._labels.items()}
+        result._metadata = {k: msgspec.convert(v, ObjectMetadata) for k, v in state["metadata"].items()}
+        if set(result._metadata) != set(result._labels) or index.ntotal != len(result._labels):
+            raise SnapshotError(
+                f"search snapshot {path} is inconsistent: {index.ntotal} vectors, "
+                f"{len(result._labels)} ids, {len(result._metadata)} metadata entries"
+            )
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = result.ivf_probe
+        return result
