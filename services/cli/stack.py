@@ -1,0 +1,139 @@
+"""Running the four services as local processes: the embedded default, also used by tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("embeddings", "search", "geometric", "gateway")
+DEFAULT_PORTS = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
+_PREFIX = {name: name.upper() + "_" for name in SERVICES}
+
+
+class StackError(RuntimeError):
+    """A service did not start or died."""
+
+
+@dataclass
+class LocalStack:
+    """The four services as child processes on one host.
+
+    Args:
+        snapshot: the collection snapshot directory every service reads.
+        ports: port per service (defaults 8000-8003).
+        host: interface for the gateway; the internal services always listen on loopback.
+        env: extra environment for every service (e.g. ``GATEWAY_API_KEY``).
+        log_dir: where each service's output goes (``<name>.log``); None inherits this process's stderr.
+    """
+
+    snapshot: Path
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    host: str = "127.0.0.1"
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        """Base URL of one service."""
+        host = self.host if name == "gateway" and self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.ports[name]}"
+
+    def _environment(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+        prefix = _PREFIX[name]
+        env[prefix + "HOST"] = self.host if name == "gateway" else "127.0.0.1"
+        env[prefix + "PORT"] = str(self.ports[name])
+        if name in ("search", "geometric", "gateway"):
+            env[prefix + "SNAPSHOT_DIR"] = str(self.snapshot)
+        if name == "gateway":
+            for backend in ("embeddings", "search", "geometric"):
+                env[f"GATEWAY_{backend.upper()}_URL"] = self.url(backend)
+        env.update(self.env)
+        return env
+
+    def start_service(self, name: str) -> None:
+        """Start (or restart) one service process."""
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=self._environment(name),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+
+    def start(self, timeout_s: float = 120.0) -> float:
+        """Start every service and wait until all are healthy; returns the seconds it took."""
+        started = time.perf_counter()
+        for name in SERVICES:
+            self.start_service(name)
+        try:
+            self.wait_healthy(SERVICES, timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return time.perf_counter() - started
+
+    def wait_healthy(self, names: tuple[str, ...] | list[str], timeout_s: float) -> None:
+        """Poll ``/health`` of ``names`` until each answers healthy."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(names)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for name in list(pending):
+                    process = self.processes.get(name)
+                    if process is not None and process.poll() is not None:
+                        raise StackError(f"{name} exited with code {process.returncode} during start-up")
+                    with contextlib.suppress(httpx.HTTPError, ValueError):
+                        response = client.get(self.url(name) + "/health")
+                        if response.status_code == 200 and response.json().get("status") == "healthy":
+                            pending.remove(name)
+                if pending and time.monotonic() > deadline:
+                    raise StackError(f"not healthy after {timeout_s:g} s: {', '.join(pending)}")
+                if pending:
+                    time.sleep(0.2)
+
+    def stop_service(self, name: str, *, kill: bool = False, timeout_s: float = 10.0) -> None:
+        """Stop one service: SIGTERM (or SIGKILL), then wait; escalate to SIGKILL on timeout."""
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop(self) -> None:
+        """Stop every service, the gateway first."""
+        for name in reversed(SERVICES):
+            self.stop_service(name)
+
+    def dead(self) -> list[str]:
+        """Services whose process has exited."""
+        return [name for name, p in self.processes.items() if p.poll() is not None]
+
+    @contextlib.contextmanager
+    def running(self, timeout_s: float = 120.0) -> Iterator[LocalStack]:
+        """Start, yield, always stop."""
+        self.start(timeout_s)
+        try:
+            yield self
+        finally:
+            self.stop()

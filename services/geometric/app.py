@@ -1,0 +1,164 @@
+"""The geometric service's HTTP layer: extract query features, verify them against stored references."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+from litestar import Litestar, delete, get, post, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from services.common.errors import InvalidFields, NotFound
+from services.common.http import build_app
+from services.common.images import decode_base64, decode_image, to_array
+from services.common.schemas import (
+    ExtractRequest,
+    ExtractResponse,
+    Features,
+    Health,
+    HealthStatus,
+    MatchBatchRequest,
+    MatchBatchResponse,
+    MatchRequest,
+    MatchResult,
+    ReferenceInfo,
+    ReferenceRequest,
+)
+from services.common.service import background, redact, watch_file
+from services.common.version import __version__
+from services.geometric.references import References
+from services.geometric.settings import GeometricSettings
+from services.geometric.verify import FeatureSet, extract_features
+from services.geometric.wire import features_from_wire, features_to_wire, result_to_wire
+
+ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+def _extract(state: State, image_b64: str) -> FeatureSet:
+    settings: GeometricSettings = state.settings
+    image = decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels)
+    return extract_features(to_array(image), state.references.params)
+
+
+def _query(state: State, query: Features | None, image: str | None) -> FeatureSet:
+    if (query is None) == (image is None):
+        raise InvalidFields("send exactly one of 'query' (features) or 'image'", details={"fields": ["query", "image"]})
+    if query is not None:
+        return features_from_wire(query, max_keypoints=state.settings.max_keypoints)
+    return _extract(state, image or "")
+
+
+@get("/health", operation_id="health", summary="Liveness and reference count", sync_to_thread=False)
+def health(state: State) -> Health:
+    return Health(HealthStatus.HEALTHY, "geometric", __version__, {"references": len(state.references.store)})
+
+
+@get("/info", operation_id="info", summary="Verification parameters and settings", sync_to_thread=False)
+def info(state: State) -> dict[str, object]:
+    refs: References = state.references
+    return {
+        "service": "geometric",
+        "version": __version__,
+        "references": len(refs.store),
+        "params": {k: getattr(refs.params, k) for k in refs.params.__dataclass_fields__},
+        "settings": redact(state.settings),
+    }
+
+
+@post("/extract", operation_id="extract", summary="ORB features of an image", status_code=200, sync_to_thread=True)
+def extract(data: ExtractRequest, state: State) -> ExtractResponse:
+    started = time.perf_counter()
+    features = _extract(state, data.image)
+    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000)
+
+
+@post(
+    "/match",
+    operation_id="match",
+    summary="Verify the query against one stored reference",
+    status_code=200,
+    sync_to_thread=True,
+)
+def match(data: MatchRequest, state: State) -> MatchResult:
+    query = _query(state, data.query, data.image)
+    [(object_id, result)] = state.references.verify(query, [data.reference_id])
+    return result_to_wire(object_id, result)
+
+
+@post(
+    "/match/batch",
+    operation_id="matchBatch",
+    summary="Verify the query against several stored references",
+    status_code=200,
+    sync_to_thread=True,
+)
+def match_batch(data: MatchBatchRequest, state: State) -> MatchBatchResponse:
+    started = time.perf_counter()
+    query = _query(state, data.query, data.image)
+    results = [result_to_wire(i, r) for i, r in state.references.verify(query, list(data.reference_ids))]
+    return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
+
+
+@get(
+    "/references/{object_id:str}",
+    operation_id="getReference",
+    summary="A stored reference's feature count",
+    sync_to_thread=False,
+)
+def get_reference(object_id: ObjectIdPath, state: State) -> ReferenceInfo:
+    features = state.references.store.get(object_id)
+    if features is None:
+        raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
+    return ReferenceInfo(object_id, len(features.keypoints))
+
+
+@put(
+    "/references/{object_id:str}",
+    operation_id="putReference",
+    summary="Extract and store a reference's features from its image",
+    sync_to_thread=True,
+)
+def put_reference(object_id: ObjectIdPath, data: ReferenceRequest, state: State) -> ReferenceInfo:
+    features = _extract(state, data.image)
+    state.references.put(object_id, features)
+    return ReferenceInfo(object_id, len(features.keypoints))
+
+
+@delete(
+    "/references/{object_id:str}",
+    operation_id="deleteReference",
+    summary="Drop a reference's features",
+    status_code=200,
+    sync_to_thread=True,
+)
+def delete_reference(object_id: ObjectIdPath, state: State) -> dict[str, str]:
+    if not state.references.remove(object_id):
+        raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
+    return {"deleted": object_id}
+
+
+def create_app(settings: GeometricSettings | None = None, *, references: References | None = None) -> Litestar:
+    """Build the geometric app; ``references`` replaces the file-backed store in tests."""
+    settings = settings or GeometricSettings()
+    refs = references or References(settings.features_file, autosave=settings.autosave)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(refs.load)
+        interval = settings.reload_interval_s
+        async with background(watch_file(refs.reload_if_changed, interval, "features") if interval else None):
+            yield
+
+    return build_app(
+        title="artwork-matcher geometric",
+        description="ORB local features and homography verification (ratio test + MAGSAC++) against references.",
+        version=__version__,
+        route_handlers=[health, info, extract, match, match_batch, get_reference, put_reference, delete_reference],
+        lifespan=[lifespan],
+        max_body_bytes=settings.max_body_bytes,
+        state={"settings": settings, "references": refs},
+    )

@@ -1,0 +1,33 @@
+"""Settings of the geometric service (env prefix ``GEOMETRIC_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.paths import FEATURES_FILE, default_snapshot_dir
+from services.common.settings import ServiceSettings
+
+
+class GeometricSettings(ServiceSettings):
+    """Geometric service settings."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOMETRIC_")
+
+    port: int = Field(default=8003, ge=1, le=65535)
+    """TCP port to listen on."""
+    snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
+    """Directory of the collection snapshot; reference features are the file ``features.npz`` in it."""
+    autosave: bool = True
+    """Save the features after every change; turn off on read-only replicas."""
+    reload_interval_s: float = Field(default=5.0, ge=0.0)
+    """Seconds between checks for a newer features file written by another process; 0 disables."""
+    max_keypoints: int = Field(default=5000, ge=1)
+    """Most keypoints accepted in query features sent by a client."""
+
+    @property
+    def features_file(self) -> Path:
+        """The features file inside the snapshot directory."""
+        return self.snapshot_dir / FEATURES_FILE
