@@ -1,0 +1,1 @@
+"""Pulumi components for deploying artwork-matcher to AWS (see components/README.md)."""

@@ -1,0 +1,210 @@
+"""The stack configuration: one frozen, validated object read once by ``__main__.py``.
+
+Every key read here is declared in ``Pulumi.yaml`` with its type, default and description; the real CLI and the
+offline harness (:mod:`components.offline`) both apply those defaults, so this module uses ``require_*`` only and
+holds no second copy of any default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import pulumi
+
+SERVICE_NAMES: tuple[str, ...] = ("gateway", "embeddings", "search", "geometric")
+"""The four services, in deployment order (the gateway is every other service's only caller)."""
+
+SERVICE_PORTS: Mapping[str, int] = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
+"""The container port each service listens on."""
+
+SERVICE_KEYS: Mapping[str, str] = {
+    "Cpu": "int",
+    "Memory": "int",
+    "MinTasks": "int",
+    "MaxTasks": "int",
+    "CpuTarget": "int",
+    "MemoryTarget": "int",
+    "ScaleOutCooldown": "int",
+    "ScaleInCooldown": "int",
+    "SpotPercent": "int",
+    "Image": "str",
+}
+"""Per-service key suffixes (``gatewayCpu``, ``searchMinTasks``...) and how each is read."""
+
+GLOBAL_KEYS: Mapping[str, str] = {
+    "vpcCidr": "str",
+    "azCount": "int",
+    "singleNatGateway": "bool",
+    "enableVpcEndpoints": "bool",
+    "logRetentionDays": "int",
+    "containerInsights": "bool",
+    "embeddingsOnGpu": "bool",
+    "gpuInstanceType": "str",
+    "gpuAmiParameter": "str",
+    "gpuRootVolumeGb": "int",
+    "gpuNodesMin": "int",
+    "gpuNodesMax": "int",
+    "enableAutoscaling": "bool",
+    "enableScheduledScaling": "bool",
+    "scaleUpSchedule": "str",
+    "scaleDownSchedule": "str",
+    "gatewayRequestsPerTarget": "int",
+    "searchReloadIntervalS": "int",
+    "enableHttps": "bool",
+    "domainName": "str",
+    "enableWaf": "bool",
+    "wafRateLimit": "int",
+    "enableAlarms": "bool",
+    "alarmEmail": "str",
+    "monthlyBudgetUsd": "int",
+    "buildImages": "bool",
+    "gatewayApiKey": "secret",
+}
+"""Stack-wide keys and how each is read."""
+
+_FARGATE_MEMORY: Mapping[int, range] = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+}
+
+
+def all_keys() -> dict[str, str]:
+    """Every project config key this program reads, mapped to its kind (``int``, ``bool``, ``str``, ``secret``)."""
+    keys = dict(GLOBAL_KEYS)
+    for name in SERVICE_NAMES:
+        keys.update({f"{name}{suffix}": kind for suffix, kind in SERVICE_KEYS.items()})
+    return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSizing:
+    """Size, scaling targets and image of one service (the ARCHITECTURE.md autoscaling table, one column)."""
+
+    name: str
+    port: int
+    cpu: int
+    """Task CPU units (1024 = one vCPU)."""
+    memory: int
+    """Task memory in MiB."""
+    min_tasks: int
+    max_tasks: int
+    cpu_target: int
+    """Target average CPU utilisation, percent."""
+    memory_target: int
+    """Target average memory utilisation, percent."""
+    scale_out_cooldown: int
+    """Seconds after a scale-out before another."""
+    scale_in_cooldown: int
+    """Seconds after a scale-in before another."""
+    spot_percent: int
+    """Share of tasks on FARGATE_SPOT, percent; below 100 one on-demand task is kept as a base."""
+    image: str
+    """A prebuilt image reference pinned by digest, or empty to use the image built in this run."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_tasks <= self.max_tasks:
+            raise ValueError(f"{self.name}: need 1 <= {self.name}MinTasks <= {self.name}MaxTasks")
+        for label, value in (("CpuTarget", self.cpu_target), ("MemoryTarget", self.memory_target)):
+            if not 10 <= value <= 95:
+                raise ValueError(f"{self.name}{label} must be a percentage between 10 and 95, got {value}")
+        if min(self.scale_out_cooldown, self.scale_in_cooldown) < 0:
+            raise ValueError(f"{self.name}: cooldowns must not be negative")
+        if not 0 <= self.spot_percent <= 100:
+            raise ValueError(f"{self.name}SpotPercent must be between 0 and 100")
+        if self.image and "@sha256:" not in self.image:
+            raise ValueError(f"{self.name}Image must be pinned by digest (repo@sha256:...), got {self.image!r}")
+
+    def check_fargate_size(self) -> None:
+        """Raise unless ``cpu``/``memory`` is a combination Fargate accepts."""
+        if self.memory not in _FARGATE_MEMORY.get(self.cpu, range(0)):
+            raise ValueError(f"{self.name}Cpu={self.cpu} with {self.name}Memory={self.memory} is not a Fargate size")
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig:
+    """Everything that differs between stacks, validated once; components get plain values from it.
+
+    Field ``snake_case`` names mirror the ``camelCase`` keys of ``Pulumi.yaml``, whose descriptions document them.
+    """
+
+    project: str
+    stack: str
+    services: Mapping[str, ServiceSizing]
+    gateway_api_key: pulumi.Input[str]
+    vpc_cidr: str
+    az_count: int
+    single_nat_gateway: bool
+    enable_vpc_endpoints: bool
+    log_retention_days: int
+    container_insights: bool
+    embeddings_on_gpu: bool
+    gpu_instance_type: str
+    gpu_ami_parameter: str
+    gpu_root_volume_gb: int
+    gpu_nodes_min: int
+    gpu_nodes_max: int
+    enable_autoscaling: bool
+    enable_scheduled_scaling: bool
+    scale_up_schedule: str
+    scale_down_schedule: str
+    gateway_requests_per_target: int
+    search_reload_interval_s: int
+    enable_https: bool
+    domain_name: str
+    enable_waf: bool
+    waf_rate_limit: int
+    enable_alarms: bool
+    alarm_email: str
+    monthly_budget_usd: int
+    build_images: bool
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.az_count <= 6:
+            raise ValueError("azCount must be between 2 (an ALB needs two zones) and 6")
+        if self.enable_https and not self.domain_name:
+            raise ValueError("enableHttps=true needs domainName (the certificate's name); set it or disable HTTPS")
+        if self.enable_scheduled_scaling and not self.enable_autoscaling:
+            raise ValueError("enableScheduledScaling=true needs enableAutoscaling=true")
+        prebuilt = [s.name for s in self.services.values() if s.image]
+        if self.build_images and prebuilt:
+            raise ValueError(f"buildImages=true conflicts with prebuilt <service>Image for {prebuilt}; choose one")
+        if not self.build_images and len(prebuilt) != len(self.services):
+            raise ValueError("buildImages=false needs <service>Image set (by digest) for every service")
+        if self.embeddings_on_gpu and self.gpu_nodes_max < self.services["embeddings"].max_tasks:
+            raise ValueError("gpuNodesMax must be at least embeddingsMaxTasks (one GPU task per node)")
+        if self.embeddings_on_gpu and not 1 <= self.gpu_nodes_min <= self.gpu_nodes_max:
+            raise ValueError("need 1 <= gpuNodesMin <= gpuNodesMax")
+        for sizing in self.services.values():
+            if not (sizing.name == "embeddings" and self.embeddings_on_gpu):
+                sizing.check_fargate_size()
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every physical name, ``<project>-<stack>``."""
+        return f"{self.project}-{self.stack}"
+
+    @classmethod
+    def load(cls) -> StackConfig:
+        """Read and validate the current stack's configuration (call once, in ``__main__.py``)."""
+        config = pulumi.Config()
+        readers = {"int": config.require_int, "bool": config.require_bool, "str": config.require}
+        values = {_snake(key): readers[kind](key) for key, kind in GLOBAL_KEYS.items() if kind != "secret"}
+        services = {}
+        for name in SERVICE_NAMES:
+            raw = {_snake(suffix): readers[kind](f"{name}{suffix}") for suffix, kind in SERVICE_KEYS.items()}
+            services[name] = ServiceSizing(name=name, port=SERVICE_PORTS[name], **raw)  # type: ignore[arg-type]
+        return cls(
+            project=pulumi.get_project(),
+            stack=pulumi.get_stack(),
+            services=services,
+            gateway_api_key=config.require_secret("gatewayApiKey"),
+            **values,  # type: ignore[arg-type]
+        )
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel).lstrip("_")
