@@ -1,0 +1,1 @@
+"""Embeddings service: global image embeddings from a timm backbone."""
