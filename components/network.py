@@ -57,7 +57,7 @@ class Network(pulumi.ComponentResource):
         self._args = args
         public_cidrs, private_cidrs = subnet_cidrs(args.cidr_block, args.az_count)
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
-        self._zones = [zones.names.apply(lambda names, i=i: names[i]) for i in range(args.az_count)]
+        self._zones = [zones.names[i] for i in range(args.az_count)]
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr_block,

@@ -88,11 +88,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         service = args.typ.split(":")[1].split("/")[0]
         state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{args.name}")
         state.setdefault("name", args.name)
-        extra: dict[str, Any] = {
+        computed: dict[str, dict[str, Any]] = {
             "aws:lb/loadBalancer:LoadBalancer": {"arnSuffix": f"app/{args.name}/0123456789", "dnsName": "alb.test"},
             "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{args.name}/0123456789"},
             "aws:ecr/repository:Repository": {
-                "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{args.name}",
+                "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}",
                 "registryId": ACCOUNT,
             },
             "aws:acm/certificate:Certificate": {
@@ -105,8 +105,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     }
                 ]
             },
-        }.get(args.typ, {})
-        state.update(extra)
+        }
+        state.update(computed.get(args.typ, {}))
         if args.typ == "docker:index/image:Image":
             repo = str(args.inputs.get("imageName", args.name)).rsplit(":", 1)[0]
             digest = hashlib.sha256(args.name.encode()).hexdigest()
@@ -218,7 +218,11 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
     outputs: dict[str, Any] = getattr(root_stack, "outputs", {})
     outputs.clear()
     program = str(root / "__main__.py")
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__pulumi_main__") and None))
+
+    def program_main() -> None:
+        runpy.run_path(program, run_name="__pulumi_main__")
+
+    _sync_await(run_pulumi_func(program_main))
     exports = _sync_await(pulumi.Output.from_input(dict(outputs)).future()) if outputs else {}
     return Plan(project, stack, list(monitor.registrations), exports or {})
 

@@ -1,0 +1,131 @@
+"""The Pulumi program: composes the components for the current stack from one validated config object.
+
+Stacks differ only in the values of ``Pulumi.<stack>.yaml`` (see ``components/README.md``).
+"""
+
+import pulumi
+
+from components.alb import LoadBalancer, LoadBalancerArgs
+from components.autoscaling import ScheduledScaling, ServiceAutoscaling, ServiceAutoscalingArgs
+from components.budget import CostBudget, CostBudgetArgs
+from components.cluster import EcsCluster, EcsClusterArgs
+from components.config import SERVICE_NAMES, StackConfig
+from components.gpu import GpuNodeGroup, GpuNodeGroupArgs
+from components.images import ContainerImages, ContainerImagesArgs, ImageSpec
+from components.monitoring import Monitoring, MonitoringArgs
+from components.network import Network, NetworkArgs
+from components.secrets import AppSecret, AppSecretArgs
+from components.service import EcsService
+from components.stack import service_args
+from components.storage import Storage, StorageArgs
+from components.waf import WebAcl, WebAclArgs
+
+cfg = StackConfig.load()
+p = cfg.prefix
+
+network = Network(f"{p}-net", NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.single_nat_gateway, cfg.enable_vpc_endpoints))
+gpu = (
+    GpuNodeGroup(
+        f"{p}-gpu",
+        GpuNodeGroupArgs(
+            cluster_name=p,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            ami_parameter=cfg.gpu_ami_parameter,
+            instance_type=cfg.gpu_instance_type,
+            root_volume_gb=cfg.gpu_root_volume_gb,
+            min_size=cfg.gpu_nodes_min,
+            max_size=cfg.gpu_nodes_max,
+        ),
+    )
+    if cfg.embeddings_on_gpu
+    else None
+)
+cluster = EcsCluster(
+    f"{p}-ecs",
+    EcsClusterArgs(
+        cluster_name=p,
+        vpc_id=network.vpc_id,
+        namespace=f"{p}.internal",
+        container_insights=cfg.container_insights,
+        extra_capacity_providers=[gpu.capacity_provider_name] if gpu else [],
+    ),
+)
+storage = Storage(f"{p}-data", StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids))
+images = ContainerImages(
+    f"{p}-images",
+    ContainerImagesArgs(
+        repository_prefix=p,
+        build=cfg.build_images,
+        images=[
+            ImageSpec(name, "gpu" if name == "embeddings" and cfg.embeddings_on_gpu else None, cfg.services[name].image)
+            for name in SERVICE_NAMES
+        ],
+    ),
+)
+alb = LoadBalancer(
+    f"{p}-lb",
+    LoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        vpc_cidr=cfg.vpc_cidr,
+        subnet_ids=network.public_subnet_ids,
+        target_port=cfg.services["gateway"].port,
+        enable_https=cfg.enable_https,
+        domain_name=cfg.domain_name or None,
+    ),
+)
+api_key = AppSecret(f"{p}-api-key", AppSecretArgs(cfg.gateway_api_key, "Gateway admin API key"))
+
+services: dict[str, EcsService] = {}
+for name in SERVICE_NAMES:
+    callers = [alb.security_group_id] if name == "gateway" else [services["gateway"].security_group_id]
+    services[name] = EcsService(
+        f"{p}-{name}",
+        service_args(cfg, name, network, cluster, storage, images, alb, api_key, gpu, callers),
+    )
+    sizing = cfg.services[name]
+    if cfg.enable_autoscaling:
+        ServiceAutoscaling(
+            f"{p}-{name}-scaling",
+            ServiceAutoscalingArgs(
+                cluster_name=cluster.cluster_name,
+                service_name=services[name].service_name,
+                autoscaling_min_capacity=sizing.min_tasks,
+                autoscaling_max_capacity=sizing.max_tasks,
+                cpu_target=sizing.cpu_target,
+                memory_target=sizing.memory_target,
+                scale_out_cooldown=sizing.scale_out_cooldown,
+                scale_in_cooldown=sizing.scale_in_cooldown,
+                requests_per_target=cfg.gateway_requests_per_target if name == "gateway" else None,
+                alb_resource_label=alb.resource_label if name == "gateway" else None,
+                schedule=(
+                    ScheduledScaling(cfg.scale_up_schedule, cfg.scale_down_schedule)
+                    if cfg.enable_scheduled_scaling
+                    else None
+                ),
+            ),
+        )
+
+if cfg.enable_waf:
+    WebAcl(f"{p}-waf", WebAclArgs(load_balancer_arn=alb.arn, rate_limit=cfg.waf_rate_limit))
+monitoring = Monitoring(
+    f"{p}-monitoring",
+    MonitoringArgs(
+        alb_arn_suffix=alb.arn_suffix,
+        cluster_name=cluster.cluster_name,
+        service_names={name: service.service_name for name, service in services.items()},
+        region=pulumi.Config("aws").require("region"),
+        enable_alarms=cfg.enable_alarms,
+        alarm_email=cfg.alarm_email,
+    ),
+)
+CostBudget(f"{p}-budget", CostBudgetArgs(cfg.monthly_budget_usd, monitoring.topic_arn, cfg.alarm_email))
+
+pulumi.export("url", pulumi.Output.concat("https://" if cfg.enable_https else "http://", alb.dns_name))
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("imagesBucket", storage.bucket_name)
+pulumi.export("imageRefs", images.image_refs)
+pulumi.export("dashboardName", monitoring.dashboard_name)
+pulumi.export("alarmTopicArn", monitoring.topic_arn)
+pulumi.export("certificateValidationRecords", alb.certificate_validation)

@@ -1,0 +1,160 @@
+"""Load balancer: an internet-facing ALB with a /health target group, HTTP or HTTPS with redirect."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadBalancerArgs:
+    """Inputs of :class:`LoadBalancer`."""
+
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    """The load balancer may only send traffic into the VPC."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Public subnets, one per zone."""
+    target_port: int
+    """The gateway's container port."""
+    enable_https: bool = False
+    """HTTPS on 443 with an ACM certificate for ``domain_name``; port 80 then only redirects."""
+    domain_name: str | None = None
+    health_check_path: str = "/health"
+
+    def __post_init__(self) -> None:
+        if self.enable_https != bool(self.domain_name):
+            raise ValueError("enable_https and domain_name go together: HTTPS needs the certificate's domain name")
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """ALB, its security group (80/443 from anywhere), an IP target group and the listeners.
+
+    Attributes:
+        security_group_id: The ALB's group; the gateway admits only it.
+        target_group_arn: Where the gateway's tasks register.
+        resource_label: ``<lb suffix>/<tg suffix>``, for request-count scaling.
+        arn_suffix: The ALB's CloudWatch dimension.
+        dns_name: The ALB's public name.
+        certificate_validation: ACM DNS validation records to create (empty without HTTPS).
+    """
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("artwork-matcher:alb:LoadBalancer", name, None, opts)
+        self._name = name
+        self._args = args
+        self.security_group = self._create_security_group()
+        self.lb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.security_group.id],
+            subnets=list(args.subnet_ids),
+            drop_invalid_header_fields=True,
+            idle_timeout=60,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.target_group = aws.lb.TargetGroup(
+            f"{name}-tg",
+            port=args.target_port,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path=args.health_check_path, matcher="200", interval=15, healthy_threshold=2, unhealthy_threshold=3
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.certificate_validation: pulumi.Output[Any] | list[Any] = []
+        if args.enable_https:
+            self._create_https_listeners()
+        else:
+            self._create_listener(80, "HTTP", self._forward())
+        self.security_group_id = self.security_group.id
+        self.target_group_arn = self.target_group.arn
+        self.arn = self.lb.arn
+        self.arn_suffix = self.lb.arn_suffix
+        self.dns_name = self.lb.dns_name
+        self.resource_label = pulumi.Output.concat(self.lb.arn_suffix, "/", self.target_group.arn_suffix)
+        self.register_outputs(
+            {"dns_name": self.dns_name, "target_group_arn": self.target_group_arn, "arn_suffix": self.arn_suffix}
+        )
+
+    def _create_security_group(self) -> aws.ec2.SecurityGroup:
+        group = aws.ec2.SecurityGroup(
+            f"{self._name}-sg",
+            vpc_id=self._args.vpc_id,
+            description="Public load balancer: HTTP/HTTPS in, the gateway out",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ports = [80, 443] if self._args.enable_https else [80]
+        for port in ports:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-in-{port}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4="0.0.0.0/0",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-out-vpc",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=self._args.target_port,
+            to_port=self._args.target_port,
+            cidr_ipv4=self._args.vpc_cidr,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return group
+
+    def _forward(self) -> list[aws.lb.ListenerDefaultActionArgs]:
+        return [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self.target_group.arn)]
+
+    def _create_listener(
+        self, port: int, protocol: str, actions: list[aws.lb.ListenerDefaultActionArgs], **extra: object
+    ) -> aws.lb.Listener:
+        return aws.lb.Listener(  # type: ignore[call-overload]
+            f"{self._name}-{protocol.lower()}",
+            load_balancer_arn=self.lb.arn,
+            port=port,
+            protocol=protocol,
+            default_actions=actions,
+            opts=pulumi.ResourceOptions(parent=self),
+            **extra,
+        )
+
+    def _create_https_listeners(self) -> None:
+        certificate = aws.acm.Certificate(
+            f"{self._name}-cert",
+            domain_name=str(self._args.domain_name),
+            validation_method="DNS",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.certificate_validation = certificate.domain_validation_options.apply(
+            lambda options: [
+                {"name": o.resource_record_name, "type": o.resource_record_type, "value": o.resource_record_value}
+                for o in options
+            ]
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{self._name}-cert-validation",
+            certificate_arn=certificate.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        redirect = aws.lb.ListenerDefaultActionArgs(
+            type="redirect",
+            redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
+        )
+        self._create_listener(80, "HTTP", [redirect])
+        self._create_listener(
+            443, "HTTPS", self._forward(), ssl_policy=TLS_POLICY, certificate_arn=validation.certificate_arn
+        )

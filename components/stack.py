@@ -1,0 +1,97 @@
+"""Per-service wiring used by ``__main__.py``: environment, mounts, callers and capacity of each service.
+
+Kept out of ``__main__.py`` so the composition root stays a list of components; it creates no resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+from components.alb import LoadBalancer
+from components.cluster import EcsCluster
+from components.config import SERVICE_PORTS, StackConfig
+from components.gpu import GpuNodeGroup
+from components.images import ContainerImages
+from components.network import Network
+from components.secrets import AppSecret
+from components.service import EcsServiceArgs, EfsMount
+from components.storage import Storage
+
+INDEX_MOUNT = "/mnt/index"
+"""Where the EFS index access point is mounted in the gateway, search and geometric tasks."""
+SNAPSHOT_DIR = f"{INDEX_MOUNT}/snapshot"
+"""The collection snapshot every service reads (and the admin flows write)."""
+EFS_CLIENTS: frozenset[str] = frozenset({"gateway", "search", "geometric"})
+
+
+def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi.Input[str]]:
+    """The plain environment of one service's container (secrets go through ``secrets``, never here)."""
+    threads = str(max(1, cfg.services[name].cpu // 1024))
+    env: dict[str, pulumi.Input[str]] = {f"{name.upper()}_THREADS": threads, f"{name.upper()}_LOG_LEVEL": "INFO"}
+    if name == "gateway":
+        for backend in ("embeddings", "search", "geometric"):
+            env[f"GATEWAY_{backend.upper()}_URL"] = f"http://{backend}.{namespace}:{SERVICE_PORTS[backend]}"
+        env["GATEWAY_IMAGES_DIR"] = f"{SNAPSHOT_DIR}/images"
+    if name == "embeddings":
+        env["EMBEDDINGS_DEVICE"] = "cuda" if cfg.embeddings_on_gpu else "cpu"
+    if name == "search":
+        env["SEARCH_RELOAD_INTERVAL_S"] = str(cfg.search_reload_interval_s)
+    if name in EFS_CLIENTS:
+        env[f"{name.upper()}_SNAPSHOT_DIR"] = SNAPSHOT_DIR
+    return env
+
+
+def service_args(
+    cfg: StackConfig,
+    name: str,
+    network: Network,
+    cluster: EcsCluster,
+    storage: Storage,
+    images: ContainerImages,
+    alb: LoadBalancer,
+    api_key: AppSecret,
+    gpu: GpuNodeGroup | None,
+    callers: Sequence[pulumi.Input[str]],
+) -> EcsServiceArgs:
+    """The :class:`EcsServiceArgs` of one service from the stack config and the shared components."""
+    sizing = cfg.services[name]
+    on_gpu = gpu is not None and name == "embeddings"
+    efs = (
+        EfsMount(
+            file_system_id=storage.file_system_id,
+            file_system_arn=storage.file_system_arn,
+            access_point_id=storage.access_point_id,
+            security_group_id=storage.efs_security_group_id,
+            container_path=INDEX_MOUNT,
+            read_only=False,
+        )
+        if name in EFS_CLIENTS
+        else None
+    )
+    return EcsServiceArgs(
+        service_name=name,
+        env_prefix=name.upper(),
+        port=sizing.port,
+        cpu=sizing.cpu,
+        memory=sizing.memory,
+        image=images.image_refs[name],
+        cluster_arn=cluster.cluster_arn,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        namespace_id=cluster.namespace_id,
+        allowed_caller_security_group_ids=list(callers),
+        bucket_arns=[storage.bucket_arn],
+        desired_count=sizing.min_tasks,
+        log_retention_days=cfg.log_retention_days,
+        environment=environment(cfg, name, cluster.namespace_name),
+        secrets={"GATEWAY_API_KEY": api_key.secret_arn} if name == "gateway" else {},
+        capacity_provider=gpu.capacity_provider_name if on_gpu and gpu else None,
+        gpu_count=1 if on_gpu else 0,
+        spot_percent=0 if on_gpu else sizing.spot_percent,
+        efs=efs,
+        target_group_arn=alb.target_group_arn if name == "gateway" else None,
+        enable_autoscaling=cfg.enable_autoscaling,
+        health_start_period_s=120 if name == "embeddings" else 60,
+    )
