@@ -1,0 +1,42 @@
+"""A real stack for integration tests: snapshot built from the museum photos, four service processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.cli.build import build_collection
+from services.cli.stack import SERVICES, LocalStack
+from services.embeddings.model import TimmEmbedder
+from tests.support import API_KEY, HELD_OUT, free_port
+
+
+@pytest.fixture(scope="session")
+def snapshot(museum_dev: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev collection minus :data:`HELD_OUT`, indexed with the real default model."""
+    source = tmp_path_factory.mktemp("collection")
+    for image in (museum_dev / "objects").iterdir():
+        if image.stem != HELD_OUT:
+            (source / image.name).symlink_to(image)
+    target = tmp_path_factory.mktemp("snapshot")
+    embedder = TimmEmbedder()
+    embedder.load()
+    report = build_collection(source, target, embedder, catalogue=museum_dev / "objects.csv")
+    assert report.total == 395 and not report.problems
+    return target
+
+
+@pytest.fixture(scope="session")
+def stack(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The four services as processes on free loopback ports, stopped after the session."""
+    logs = tmp_path_factory.mktemp("logs")
+    local = LocalStack(
+        snapshot,
+        ports={name: free_port() for name in SERVICES},
+        env={"GATEWAY_API_KEY": API_KEY, "SEARCH_RELOAD_INTERVAL_S": "1", "GEOMETRIC_RELOAD_INTERVAL_S": "1"},
+        log_dir=logs,
+    )
+    with local.running(timeout_s=180):
+        yield local
