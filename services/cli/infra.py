@@ -39,7 +39,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 """The inputs shown for each resource type (others show none)."""
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``infra plan --stack demo|production [--json]`` on the main command's subparsers."""
     infra = subparsers.add_parser("infra", help="AWS deployment (Pulumi): offline plan and cost")
     infra_sub = infra.add_subparsers(dest="infra_command", required=True)
