@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -247,7 +248,7 @@ class VectorIndex:
             with np.load(Path(path), allow_pickle=False) as data:
                 state = json.loads(bytes(data["state"]).decode("utf-8"))
                 index = faiss.deserialize_index(np.ascontiguousarray(data["index"]))
-        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError, EOFError, zipfile.BadZipFile) as exc:
             raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
         if state.get("format") != FORMAT_VERSION:
             raise SnapshotError(f"search snapshot {path} has unknown format {state.get('format')!r}")
