@@ -101,18 +101,21 @@ class Catalog:
     def upsert(self, vector: list[float], metadata: ObjectMetadata, *, model: str = "") -> bool:
         """Add or replace an object, then save; True when replaced."""
         array = np.asarray(vector, dtype=np.float32)
-        if self.index is None:
-            self.index = VectorIndex(
-                array.shape[0],
-                kind=self.kind,
-                ivf_lists=self.ivf_lists,
-                ivf_probe=self.ivf_probe,
-                model=model,
-            )
         try:
-            replaced = self.index.upsert(array, metadata)
+            # A new index is kept only once its first vector is accepted, so a bad one cannot fix its dimension.
+            index = self.index
+            if index is None:
+                index = VectorIndex(
+                    array.shape[0],
+                    kind=self.kind,
+                    ivf_lists=self.ivf_lists,
+                    ivf_probe=self.ivf_probe,
+                    model=model,
+                )
+            replaced = index.upsert(array, metadata)
         except ValueError as exc:
-            raise InvalidFields(str(exc), details={"dimension": self.index.dimension}) from exc
+            raise InvalidFields(str(exc), details={"dimension": self.dimension}) from exc
+        self.index = index
         self._autosave()
         return replaced
 
