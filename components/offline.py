@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +206,29 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
         Every registration and the resolved exports.
     """
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
-    config = stack_config(stack, root, overrides)
+    program = str(root / "__main__.py")
+
+    def program_main() -> None:
+        runpy.run_path(program, run_name="__pulumi_main__")
+
+    return run_function(program_main, project, stack, stack_config(stack, root, overrides))
+
+
+def run_function(
+    body: Callable[[], None], project: str, stack: str, config: Mapping[str, str] | None = None
+) -> Plan:
+    """Run ``body`` (a program, or a test's components) under recording mocks and wait for every registration.
+
+    Args:
+        body: Creates resources; it runs inside the Pulumi runtime.
+        project: Project name the mocks report (``pulumi.get_project()``).
+        stack: Stack name the mocks report.
+        config: Fully qualified config map (see :func:`stack_config`).
+
+    Returns:
+        The registrations and resolved exports of this run only.
+    """
+    config = dict(config or {})
     mocks = RecordingMocks(config.get("aws:region", "eu-west-1"))
     monitor = RecordingMonitor(mocks)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
@@ -214,15 +236,9 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
-    root_stack = get_root_resource()
-    outputs: dict[str, Any] = getattr(root_stack, "outputs", {})
+    outputs: dict[str, Any] = getattr(get_root_resource(), "outputs", {})
     outputs.clear()
-    program = str(root / "__main__.py")
-
-    def program_main() -> None:
-        runpy.run_path(program, run_name="__pulumi_main__")
-
-    _sync_await(run_pulumi_func(program_main))
+    _sync_await(run_pulumi_func(body))
     exports = _sync_await(pulumi.Output.from_input(dict(outputs)).future()) if outputs else {}
     return Plan(project, stack, list(monitor.registrations), exports or {})
 
