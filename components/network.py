@@ -22,7 +22,8 @@ def subnet_cidrs(vpc_cidr: str, az_count: int) -> tuple[list[str], list[str]]:
     Returns:
         ``(public, private)`` CIDR lists, one entry per zone in zone order.
     """
-    blocks = list(ipaddress.ip_network(vpc_cidr).subnets(new_prefix=20))
+    network = ipaddress.ip_network(vpc_cidr)
+    blocks = list(network.subnets(new_prefix=20)) if network.prefixlen <= 16 else []
     if az_count > 8 or len(blocks) < 16:
         raise ValueError(f"{vpc_cidr} cannot hold {az_count} public and private /20 subnets")
     return [str(b) for b in blocks[:az_count]], [str(b) for b in blocks[8 : 8 + az_count]]
