@@ -75,6 +75,10 @@ class Plan:
         """Direct children of a resource (a component's own resources)."""
         return [r for r in self.registrations if r.parent_urn == parent.urn]
 
+    def child_types(self, parent: Registration) -> list[str]:
+        """Sorted short type names (``Subnet``) of a component's direct children."""
+        return sorted(r.type.rsplit(":", 1)[-1] for r in self.children(parent))
+
 
 class RecordingMocks(pulumi.runtime.Mocks):
     """Mocks that echo inputs back with plausible computed outputs and answer the program's invokes."""
@@ -214,9 +218,7 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
     return run_function(program_main, project, stack, stack_config(stack, root, overrides))
 
 
-def run_function(
-    body: Callable[[], None], project: str, stack: str, config: Mapping[str, str] | None = None
-) -> Plan:
+def run_function(body: Callable[[], None], project: str, stack: str, config: Mapping[str, str] | None = None) -> Plan:
     """Run ``body`` (a program, or a test's components) under recording mocks and wait for every registration.
 
     Args:

@@ -139,7 +139,9 @@ class EcsService(pulumi.ComponentResource):
     def _create_roles(self) -> tuple[aws.iam.Role, aws.iam.Role]:
         a = self._args
         execution = aws.iam.Role(
-            f"{self._name}-execution-role", assume_role_policy=iam.assume_role("ecs-tasks.amazonaws.com"), opts=self._child()
+            f"{self._name}-execution-role",
+            assume_role_policy=iam.assume_role("ecs-tasks.amazonaws.com"),
+            opts=self._child(),
         )
         aws.iam.RolePolicyAttachment(
             f"{self._name}-execution-managed", role=execution.name, policy_arn=EXECUTION_POLICY, opts=self._child()
@@ -152,7 +154,9 @@ class EcsService(pulumi.ComponentResource):
                 opts=self._child(),
             )
         task = aws.iam.Role(
-            f"{self._name}-task-role", assume_role_policy=iam.assume_role("ecs-tasks.amazonaws.com"), opts=self._child()
+            f"{self._name}-task-role",
+            assume_role_policy=iam.assume_role("ecs-tasks.amazonaws.com"),
+            opts=self._child(),
         )
         objects = [pulumi.Output.concat(arn, "/*") for arn in a.bucket_arns]
         statements = [

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pulumi_aws", reason="infra tests need the 'infra' dependency group")
 
-from components import offline  # noqa: E402
+from components import offline
 
 # Pulumi's runtime logs cancelled asyncio tasks at shutdown; printed after pytest's summary, they would hide the
 # result line from CI.
@@ -42,13 +42,11 @@ def run_component() -> Callable[[Callable[[], object]], offline.Plan]:
     """Run a function that builds components under recording mocks; returns what it registered."""
 
     def run(body: Callable[[], object]) -> offline.Plan:
-        plan = offline.run_function(lambda: body() and None, "artwork-matcher", "test", {"aws:region": "eu-west-1"})
+        def program() -> None:
+            body()
+
+        plan = offline.run_function(program, "artwork-matcher", "test", {"aws:region": "eu-west-1"})
         assert plan.registrations, "the component registered nothing"
         return plan
 
     return run
-
-
-def short_types(plan: offline.Plan, parent: offline.Registration) -> list[str]:
-    """Sorted short type names of a component's direct children."""
-    return sorted(r.type.rsplit(":", 1)[-1] for r in plan.children(parent))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from components.autoscaling import ScheduledScaling, ServiceAutoscaling, ServiceAutoscalingArgs, scheduled_capacities
@@ -16,7 +18,7 @@ DESIGN = {
 }
 
 
-def policies(plan: Plan, service: str) -> dict[str, dict[str, object]]:
+def policies(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
     prefix = f"{plan.project}-{plan.stack}-{service}-scaling"
     found = [p for p in plan.of_type("aws:appautoscaling/policy:Policy") if p.name.startswith(prefix)]
     return {
@@ -80,7 +82,7 @@ def test_scheduled_capacities_never_exceed_the_maximum_nor_fall_below_the_minimu
     assert scheduled_capacities(1, 1) == {"scale-up": (1, 1), "scale-down": (1, 1)}
 
 
-def test_component_registers_target_two_policies_and_a_schedule_without_alb(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_component_registers_target_two_policies_and_a_schedule_without_alb(run_component) -> None:
     args = ServiceAutoscalingArgs("c", "s", 1, 4, 70, 80, 30, 60, schedule=ScheduledScaling())
     plan = run_component(lambda: ServiceAutoscaling("x", args))
     component = plan.of_type("artwork-matcher:autoscaling:ServiceAutoscaling")[0]

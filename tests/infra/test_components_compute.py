@@ -12,7 +12,6 @@ from components.container import ContainerSpec, container_definitions, health_co
 from components.gpu import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import Network, NetworkArgs, subnet_cidrs
 from components.service import EcsService, EcsServiceArgs, EfsMount, capacity_strategy
-from tests.infra.conftest import short_types
 
 
 def test_subnet_cidrs_are_deterministic_public_first_private_from_the_ninth_block() -> None:
@@ -24,10 +23,10 @@ def test_subnet_cidrs_are_deterministic_public_first_private_from_the_ninth_bloc
         subnet_cidrs("10.0.0.0/24", 2)
 
 
-def test_network_with_single_nat_routes_every_private_subnet_through_it(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_network_with_single_nat_routes_every_private_subnet_through_it(run_component) -> None:
     plan = run_component(lambda: Network("n", NetworkArgs(az_count=2)))
     network = plan.of_type("artwork-matcher:network:Network")[0]
-    assert short_types(plan, network) == sorted(
+    assert plan.child_types(network) == sorted(
         ["Vpc", "InternetGateway", "Eip", "NatGateway"]
         + ["Subnet"] * 4
         + ["RouteTable"] * 3
@@ -40,8 +39,10 @@ def test_network_with_single_nat_routes_every_private_subnet_through_it(run_comp
     assert plan.named("n-vpc").inputs["cidrBlock"] == "10.0.0.0/16"
 
 
-def test_network_with_nat_per_zone_and_endpoints(run_component) -> None:  # type: ignore[no-untyped-def]
-    plan = run_component(lambda: Network("n", NetworkArgs(az_count=3, single_nat_gateway=False, enable_vpc_endpoints=True)))
+def test_network_with_nat_per_zone_and_endpoints(run_component) -> None:
+    plan = run_component(
+        lambda: Network("n", NetworkArgs(az_count=3, single_nat_gateway=False, enable_vpc_endpoints=True))
+    )
     assert len(plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
     routes = [plan.named(f"n-private-default-{i}").inputs["natGatewayId"] for i in range(3)]
     assert routes == ["n-nat-0-id", "n-nat-1-id", "n-nat-2-id"]
@@ -52,23 +53,31 @@ def test_network_with_nat_per_zone_and_endpoints(run_component) -> None:  # type
     assert plan.named("n-endpoints-https").inputs["cidrIpv4"] == "10.0.0.0/16"
 
 
-def test_cluster_has_insights_both_fargate_providers_extra_providers_and_a_namespace(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_cluster_has_insights_both_fargate_providers_extra_providers_and_a_namespace(run_component) -> None:
     args = EcsClusterArgs("c", "vpc-1", "c.internal", extra_capacity_providers=["gpu-cp"])
     plan = run_component(lambda: EcsCluster("k", args))
     cluster = plan.of_type("artwork-matcher:cluster:EcsCluster")[0]
-    assert short_types(plan, cluster) == ["Cluster", "ClusterCapacityProviders", "PrivateDnsNamespace"]
+    assert plan.child_types(cluster) == ["Cluster", "ClusterCapacityProviders", "PrivateDnsNamespace"]
     assert plan.named("k-cluster").inputs["settings"] == [{"name": "containerInsights", "value": "enabled"}]
     assert plan.named("k-capacity").inputs["capacityProviders"] == ["FARGATE", "FARGATE_SPOT", "gpu-cp"]
     assert plan.named("k-namespace").inputs["name"] == "c.internal"
 
 
-def test_gpu_node_group_reads_the_ami_from_ssm_and_scales_through_a_managed_capacity_provider(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_gpu_node_group_reads_the_ami_from_ssm_and_scales_through_a_managed_capacity_provider(run_component) -> None:
     args = GpuNodeGroupArgs("c", "vpc-1", ["s1", "s2"], ami_parameter="/ami/gpu", min_size=1, max_size=4)
     plan = run_component(lambda: GpuNodeGroup("g", args))
     group = plan.of_type("artwork-matcher:gpu:GpuNodeGroup")[0]
-    assert short_types(plan, group) == sorted(
-        ["Role", "RolePolicyAttachment", "RolePolicyAttachment", "InstanceProfile", "SecurityGroup"]
-        + ["LaunchTemplate", "Group", "CapacityProvider"]
+    assert plan.child_types(group) == sorted(
+        [
+            "Role",
+            "RolePolicyAttachment",
+            "RolePolicyAttachment",
+            "InstanceProfile",
+            "SecurityGroup",
+            "LaunchTemplate",
+            "Group",
+            "CapacityProvider",
+        ]
     )
     template = plan.named("g-lt").inputs
     assert template["imageId"] == "ami-0offline0gpu00000"
@@ -107,12 +116,23 @@ def service_args(**overrides: object) -> EcsServiceArgs:
     return EcsServiceArgs(**base)  # type: ignore[arg-type]
 
 
-def test_service_creates_its_task_service_group_logs_roles_and_discovery_name(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_service_creates_its_task_service_group_logs_roles_and_discovery_name(run_component) -> None:
     plan = run_component(lambda: EcsService("svc", service_args(log_retention_days=30)))
     component = plan.of_type("artwork-matcher:service:EcsService")[0]
-    assert short_types(plan, component) == sorted(
-        ["LogGroup", "Role", "Role", "RolePolicyAttachment", "RolePolicy", "SecurityGroup"]
-        + ["SecurityGroupIngressRule", "SecurityGroupEgressRule", "Service", "Service", "TaskDefinition"]
+    assert plan.child_types(component) == sorted(
+        [
+            "LogGroup",
+            "Role",
+            "Role",
+            "RolePolicyAttachment",
+            "RolePolicy",
+            "SecurityGroup",
+            "SecurityGroupIngressRule",
+            "SecurityGroupEgressRule",
+            "Service",
+            "Service",
+            "TaskDefinition",
+        ]
     )
     assert plan.named("svc-logs").inputs["retentionInDays"] == 30
     service = plan.named("svc-service").inputs
@@ -124,7 +144,7 @@ def test_service_creates_its_task_service_group_logs_roles_and_discovery_name(ru
     assert (rule["referencedSecurityGroupId"], rule["fromPort"]) == ("sg-gateway", 8002)
 
 
-def test_service_with_efs_mounts_it_and_admits_itself_to_the_file_system(run_component) -> None:  # type: ignore[no-untyped-def]
+def test_service_with_efs_mounts_it_and_admits_itself_to_the_file_system(run_component) -> None:
     efs = EfsMount("fs-1", "arn:fs", "ap-1", "sg-efs", "/mnt/index", read_only=False)
     plan = run_component(lambda: EcsService("svc", service_args(efs=efs)))
     rule = plan.named("svc-to-efs").inputs

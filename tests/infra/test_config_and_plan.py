@@ -1,0 +1,109 @@
+"""Stack configuration (declared keys, validation) and the offline ``infra plan`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from components import offline
+from components.config import StackConfig, all_keys
+from services.cli import infra
+
+ROOT = Path(__file__).resolve().parents[2]
+PULUMI_TYPES = {"int": "integer", "bool": "boolean", "str": "string", "secret": "string"}
+
+
+def declared() -> dict[str, dict[str, object]]:
+    return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+
+
+def test_every_key_the_program_reads_is_declared_with_type_default_and_description() -> None:
+    declarations = declared()
+    assert set(declarations) == set(all_keys())
+    for key, kind in all_keys().items():
+        decl = declarations[key]
+        assert decl["type"] == PULUMI_TYPES[kind], key
+        assert str(decl.get("description", "")).strip(), key
+        assert ("default" in decl) is (kind != "secret"), key
+
+
+@pytest.mark.parametrize("stack", ["demo", "production"])
+def test_stack_files_set_only_declared_keys_and_the_region(stack: str) -> None:
+    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert values.pop("aws:region") == "eu-west-1"
+    assert {key.removeprefix("artwork-matcher:") for key in values} <= set(declared())
+
+
+def load(stack: str, **overrides: object) -> StackConfig:
+    config = offline.stack_config(stack, overrides=overrides)
+    holder: list[StackConfig] = []
+    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_mocks(offline.RecordingMocks("eu-west-1"), "artwork-matcher", stack, preview=False)
+    holder.append(StackConfig.load())
+    return holder[0]
+
+
+def test_stacks_differ_only_in_values_read_into_one_frozen_object() -> None:
+    demo, production = load("demo"), load("production")
+    assert (demo.az_count, production.az_count) == (2, 3)
+    assert (demo.embeddings_on_gpu, production.embeddings_on_gpu) == (False, True)
+    assert production.services["gateway"].max_tasks == 20
+    with pytest.raises(AttributeError):
+        demo.az_count = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"enableHttps": True, "domainName": ""}, "enableHttps=true needs domainName"),
+        ({"enableScheduledScaling": True}, "needs enableAutoscaling=true"),
+        ({"gatewayImage": "repo@sha256:" + "a" * 64}, "buildImages=true conflicts"),
+        ({"buildImages": False, "gatewayImage": "repo:latest"}, "pinned by digest"),
+        ({"searchCpu": 256, "searchMemory": 4096}, "is not a Fargate size"),
+        ({"gatewayMinTasks": 3, "gatewayMaxTasks": 2}, "gatewayMinTasks <= gatewayMaxTasks"),
+        ({"azCount": 1}, "azCount must be between 2"),
+    ],
+)
+def test_bad_configuration_is_rejected_with_the_keys_to_fix(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load("demo", **overrides)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="artwork-matcher")
+    infra.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(list(argv))
+
+
+def test_plan_prints_resources_by_component_and_a_demo_total_within_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    args = parse("infra", "plan", "--stack", "demo", "--json")
+    assert args.func(args) == 0
+    assert time.perf_counter() - started < 30
+    report = json.loads(capsys.readouterr().out)
+    assert 50 <= report["monthly_total_usd"] <= 150
+    assert "artwork-matcher-demo-net" in report["components"]
+    services = [
+        r for r in report["components"]["artwork-matcher-demo-embeddings"] if r["type"] == "aws:ecs/service:Service"
+    ]
+    assert services and services[0]["monthly_usd"] > 0
+    assert report["prices"]["region"] == "eu-west-1" and report["prices"]["as_of"]
+
+
+def test_plan_table_for_production_prices_the_gpu_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse("infra", "plan", "--stack", "production")
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "g4dn.xlarge" in out and "Estimated total: $" in out
+    assert "eu-west-1 on-demand list prices as of" in out
+
+
+def test_plan_rejects_an_unknown_stack() -> None:
+    with pytest.raises(SystemExit):
+        parse("infra", "plan", "--stack", "staging")
