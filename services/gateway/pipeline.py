@@ -86,9 +86,7 @@ class IdentifyPipeline:
         """Identify the artworks in a decoded, upright RGB photo."""
         started = time.perf_counter()
         stages = _Stages()
-        query = resize_max_side(image, self.query_max_side)
-        payload = encode_base64(to_jpeg(query))
-        regions = propose_regions(*query.size)
+        payload, regions = await asyncio.to_thread(self._prepare, image)
 
         embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
         extract_task = (
@@ -129,6 +127,11 @@ class IdentifyPipeline:
         use_geometric = features is not None and degradation is None
         decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
         return self._response(decision, candidates, options, stages, started, degradation, use_geometric, regions)
+
+    def _prepare(self, image: Image.Image) -> tuple[str, list[list[float]]]:
+        """The downscaled photo as base64 JPEG, and the regions to embed (CPU work, run off the event loop)."""
+        query = resize_max_side(image, self.query_max_side)
+        return encode_base64(to_jpeg(query)), propose_regions(query)
 
     @staticmethod
     async def _timed(awaitable):  # type: ignore[no-untyped-def]
