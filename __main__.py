@@ -16,7 +16,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.secrets import AppSecret, AppSecretArgs
 from components.service import EcsService
-from components.stack import service_args
+from components.stack import build_target, service_args
 from components.storage import Storage, StorageArgs
 from components.waf import WebAcl, WebAclArgs
 
@@ -57,10 +57,7 @@ images = ContainerImages(
     ContainerImagesArgs(
         repository_prefix=p,
         build=cfg.build_images,
-        images=[
-            ImageSpec(name, "gpu" if name == "embeddings" and cfg.embeddings_on_gpu else None, cfg.services[name].image)
-            for name in SERVICE_NAMES
-        ],
+        images=[ImageSpec(name, build_target(cfg, name), cfg.services[name].image) for name in SERVICE_NAMES],
     ),
 )
 alb = LoadBalancer(

@@ -26,6 +26,13 @@ SNAPSHOT_DIR = f"{INDEX_MOUNT}/snapshot"
 EFS_CLIENTS: frozenset[str] = frozenset({"gateway", "search", "geometric"})
 
 
+def build_target(cfg: StackConfig, name: str) -> str | None:
+    """The Dockerfile stage of a service's image: ``gpu``/``cpu`` for embeddings, the last stage otherwise."""
+    if name != "embeddings":
+        return None
+    return "gpu" if cfg.embeddings_on_gpu else "cpu"
+
+
 def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi.Input[str]]:
     """The plain environment of one service's container (secrets go through ``secrets``, never here)."""
     threads = str(max(1, cfg.services[name].cpu // 1024))
