@@ -36,7 +36,7 @@ def scan_images(directory: Path) -> tuple[list[SourceImage], list[str]]:
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         stem = path.stem
-        if not OBJECT_ID.match(stem):
+        if not OBJECT_ID.fullmatch(stem):
             problems.append(f"{path.name}: file name is not a valid object id; skipped")
         elif stem in found:
             problems.append(f"{path.name}: object id {stem!r} already taken by {found[stem].name}; skipped")

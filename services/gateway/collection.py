@@ -31,7 +31,7 @@ REFERENCE_MAX_SIDE = 1024
 
 def check_object_id(object_id: str) -> str:
     """Validate an object id (letters, digits, ``._-``, no path separators, ≤ 128 characters)."""
-    if not OBJECT_ID.match(object_id) or object_id in {".", ".."}:
+    if not OBJECT_ID.fullmatch(object_id) or object_id in {".", ".."}:
         raise errors.InvalidFields(
             "object_id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
             details={"field": "object_id"},
