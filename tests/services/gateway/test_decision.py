@@ -1,0 +1,192 @@
+"""The decision: verified candidates answered best first, one answer per painting, no match without evidence."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from services.common.schemas import MatchResult
+from services.gateway.decision import (
+    Candidate,
+    DecisionParams,
+    decide,
+    embedding_confidence,
+    geometric_confidence,
+)
+
+PARAMS = DecisionParams()
+
+
+def result(object_id: str, *, inliers: int, verified: bool = True, box: list[float] | None = None) -> MatchResult:
+    good = inliers + 10
+    return MatchResult(
+        reference_id=object_id,
+        verified=verified,
+        inliers=inliers,
+        good_matches=good,
+        inlier_ratio=inliers / good,
+        score=inliers / (inliers + 25),
+        spread=0.5,
+        reason=None if verified else "too_few_inliers",
+        query_box=box,
+    )
+
+
+def candidate(object_id: str, similarity: float, **geometric) -> Candidate:
+    return Candidate(object_id, similarity, None, result(object_id, **geometric) if geometric else None)
+
+
+def ids(scored) -> list[str]:
+    return [s.candidate.object_id for s in scored]
+
+
+def test_answers_every_verified_candidate_above_threshold_best_first():
+    candidates = [
+        candidate("similar-but-weak", 0.80, inliers=15, box=[0.0, 0.0, 0.4, 0.4]),
+        candidate("strong", 0.60, inliers=200, box=[0.5, 0.5, 1.0, 1.0]),
+        candidate("middle", 0.55, inliers=60, box=[0.5, 0.0, 1.0, 0.4]),
+    ]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert ids(decision.matches) == ["strong", "middle", "similar-but-weak"]
+    confidences = [s.confidence for s in decision.matches]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(PARAMS.threshold <= c <= 1.0 for c in confidences)
+    assert all(s.geometric for s in decision.matches)
+    assert decision.alternatives == []
+
+
+def test_returns_no_match_when_no_candidate_verifies():
+    candidates = [
+        candidate("a", 0.95, inliers=8, verified=False),
+        candidate("b", 0.90, inliers=0, verified=False),
+    ]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert decision.matches == []
+    assert ids(decision.alternatives) == ["a", "b"]
+    assert all(s.confidence == 0.0 for s in decision.alternatives)
+
+
+def test_a_verification_below_the_minimum_inliers_does_not_count():
+    weak = result("a", inliers=PARAMS.min_inliers - 1)
+
+    assert geometric_confidence(weak, 0.99, PARAMS) == 0.0
+    assert decide([Candidate("a", 0.99, None, weak)], PARAMS, use_geometric=True).matches == []
+
+
+def test_candidates_below_the_threshold_are_alternatives():
+    candidates = [candidate("a", 0.3, inliers=12)]
+    confidence = geometric_confidence(candidates[0].geometric, 0.3, PARAMS)
+    assert confidence > 0.0
+
+    assert ids(decide(candidates, PARAMS, use_geometric=True, threshold=confidence).matches) == ["a"]
+    refused = decide(candidates, PARAMS, use_geometric=True, threshold=min(1.0, confidence + 1e-6))
+    assert refused.matches == [] and ids(refused.alternatives) == ["a"]
+
+
+def test_confidence_grows_with_inliers():
+    values = [geometric_confidence(result("a", inliers=n), 0.5, PARAMS) for n in (12, 20, 40, 80, 160)]
+
+    assert values == sorted(values) and len(set(values)) == len(values)
+
+
+def test_overlapping_boxes_collapse_to_the_most_confident_one():
+    candidates = [
+        candidate("copy", 0.90, inliers=40, box=[0.10, 0.10, 0.60, 0.60]),
+        candidate("original", 0.85, inliers=150, box=[0.12, 0.12, 0.62, 0.62]),
+        candidate("elsewhere", 0.50, inliers=60, box=[0.70, 0.10, 0.95, 0.50]),
+    ]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert ids(decision.matches) == ["original", "elsewhere"]
+    assert ids(decision.alternatives) == ["copy"] and decision.alternatives[0].confidence >= PARAMS.threshold
+
+
+def test_boxes_touching_but_not_overlapping_enough_stay_separate_answers():
+    candidates = [
+        candidate("left", 0.9, inliers=100, box=[0.0, 0.0, 0.6, 1.0]),
+        candidate("right", 0.8, inliers=100, box=[0.4, 0.0, 1.0, 1.0]),  # IoU 0.25
+    ]
+
+    assert sorted(ids(decide(candidates, PARAMS, use_geometric=True).matches)) == ["left", "right"]
+
+
+def test_candidates_without_a_geometric_result_are_left_out_of_a_geometric_decision():
+    candidates = [candidate("unchecked", 0.99), candidate("checked", 0.5, inliers=100)]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert ids(decision.matches) == ["checked"] and decision.alternatives == []
+
+
+def test_embedding_only_answers_a_clear_top_one():
+    candidates = [candidate("clear", 0.97), candidate("next", 0.60), candidate("third", 0.55)]
+
+    decision = decide(candidates, PARAMS, use_geometric=False)
+
+    assert ids(decision.matches) == ["clear"]
+    assert decision.matches[0].geometric is False
+    assert decision.matches[0].confidence == pytest.approx(embedding_confidence(0.97, 0.37, PARAMS))
+    assert ids(decision.alternatives) == ["next", "third"]
+    assert all(s.confidence == 0.0 for s in decision.alternatives)
+
+
+def test_embedding_only_refuses_a_top_one_close_to_the_runner_up():
+    candidates = [candidate("a", 0.80, inliers=100), candidate("b", 0.79)]
+
+    decision = decide(candidates, PARAMS, use_geometric=False)  # geometric evidence is ignored on this path
+
+    assert decision.matches == []
+
+
+def test_embedding_only_never_answers_more_than_one():
+    candidates = [candidate("a", 0.99), candidate("b", 0.98), candidate("c", 0.97)]
+
+    assert ids(decide(candidates, PARAMS, use_geometric=False, threshold=0.0).matches) == ["a"]
+
+
+def test_no_candidates_is_no_match():
+    for use_geometric in (True, False):
+        decision = decide([], PARAMS, use_geometric=use_geometric)
+        assert decision.matches == [] and decision.alternatives == []
+
+
+def test_params_round_trip_through_json():
+    fitted = DecisionParams(
+        threshold=0.7,
+        min_inliers=15,
+        geo_weights=(2.5, 1.0, 0.5, 1.5),
+        geo_bias=-7.0,
+        emb_weights=(18.0, 22.0),
+        emb_bias=-16.0,
+        overlap_iou=0.4,
+        fitted_on={"photos": 120, "set": "dev"},
+    )
+
+    again = DecisionParams.from_json(fitted.to_json())
+
+    assert again == fitted
+    assert isinstance(again.geo_weights, tuple) and isinstance(again.emb_weights, tuple)
+    assert DecisionParams.from_json("{}") == DecisionParams()
+
+
+def test_unknown_parameter_keys_are_rejected():
+    text = json.dumps({**json.loads(DecisionParams().to_json()), "treshold": 0.9})
+
+    with pytest.raises(ValueError, match="treshold"):
+        DecisionParams.from_json(text)
+
+
+def test_load_or_default_reads_a_fitted_file_or_falls_back(tmp_path):
+    path = tmp_path / "decision.json"
+    assert DecisionParams.load_or_default(path) == DecisionParams()
+
+    path.write_text(dataclasses.replace(DecisionParams(), threshold=0.8).to_json())
+
+    assert DecisionParams.load_or_default(path).threshold == 0.8
