@@ -1,0 +1,297 @@
+"""Recognition-quality metrics over labelled photos and their ``/identify`` answers. Pure functions, no I/O.
+
+Every answer is collected once with threshold 0 (every candidate with any confidence is named); the answers at an
+operating threshold ``t`` are the named matches with confidence ≥ ``t``. That is exactly what the gateway would have
+answered at ``t``: ``decide`` keeps answers greedily in confidence order, so a match above ``t`` is only ever
+suppressed by a better one, which is above ``t`` too. One pass over the photos thus serves every threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+HIT_RANKS = (1, 3, 5, 10)
+CONFIDENCE_BINS = tuple(b / 10 for b in range(11))
+"""Edges of the reliability table's confidence bins."""
+STAGES = ("embedding_ms", "search_ms", "geometric_ms", "total_ms", "request_ms")
+"""Latency stages: the gateway's ``timing`` fields and the round trip the client measured."""
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """One photo and its ground truth.
+
+    Attributes:
+        name: file name in the photo folder.
+        shown: every labelled artwork in the photo.
+        expected: the shown artworks that are in the index (``shown`` minus left-out ones).
+    """
+
+    name: str
+    shown: frozenset[str]
+    expected: frozenset[str]
+
+    @property
+    def group(self) -> str:
+        """The name prefix before ``__`` (the photo series), or ``other``."""
+        return self.name.split("__", 1)[0] if "__" in self.name else "other"
+
+    @property
+    def kind(self) -> str:
+        """``collection`` (shows an indexed artwork), ``none`` (shows none) or ``excluded`` (only left-out ones)."""
+        if self.expected:
+            return "collection"
+        return "excluded" if self.shown else "none"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One ``/identify`` answer reduced to what the metrics read.
+
+    Attributes:
+        matches: ``(object_id, confidence)`` of every named artwork, best first (collected at threshold 0).
+        candidates: the ``debug.candidates`` rows, in the gateway's order.
+        timing: latency per stage, milliseconds.
+        error: why the request failed, if it did (then there are no matches).
+        degraded: the gateway answered without geometric verification although it was asked for.
+    """
+
+    matches: tuple[tuple[str, float], ...] = ()
+    candidates: tuple[Mapping[str, Any], ...] = ()
+    timing: Mapping[str, float] = field(default_factory=dict)
+    error: str | None = None
+    degraded: bool = False
+
+    def named(self, threshold: float) -> list[tuple[str, float]]:
+        """The matches the gateway gives at ``threshold``."""
+        return [(o, c) for o, c in self.matches if c >= threshold and c > 0]
+
+    def rank_of(self, expected: frozenset[str]) -> int | None:
+        """1-based rank of the first expected artwork in the candidate list, None when absent."""
+        for i, row in enumerate(self.candidates, start=1):
+            if row.get("object_id") in expected:
+                return i
+        return None
+
+
+@dataclass
+class Summary:
+    """Counts over a set of photos at one threshold; rates are derived from them (None when undefined)."""
+
+    photos: int = 0
+    collection: int = 0
+    top1_right: int = 0
+    none: int = 0
+    none_right: int = 0
+    excluded: int = 0
+    excluded_right: int = 0
+    answered: int = 0
+    answered_right: int = 0
+    multi: int = 0
+    multi_complete: int = 0
+    wrong_named: int = 0
+    errors: int = 0
+    reciprocal_ranks: float = 0.0
+    hits: dict[int, int] = field(default_factory=lambda: dict.fromkeys(HIT_RANKS, 0))
+
+    def rates(self) -> dict[str, float | None]:
+        """Top-1, correct "no match" (original and made by exclusion), precision, complete answers, MRR, Hit@k."""
+        rates = {
+            "top1": ratio(self.top1_right, self.collection),
+            "no_match": ratio(self.none_right, self.none),
+            "no_match_excluded": ratio(self.excluded_right, self.excluded),
+            "precision": ratio(self.answered_right, self.answered),
+            "complete": ratio(self.multi_complete, self.multi),
+            "mrr": ratio(self.reciprocal_ranks, self.collection),
+        }
+        rates.update({f"hit@{k}": ratio(self.hits[k], self.collection) for k in HIT_RANKS})
+        return rates
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, None for an empty denominator."""
+    return numerator / denominator if denominator else None
+
+
+def add_photo(summary: Summary, photo: LabelledPhoto, answer: Answer, threshold: float) -> None:
+    """Count one photo's answer at ``threshold`` into ``summary``."""
+    named = [o for o, _ in answer.named(threshold)]
+    summary.photos += 1
+    summary.errors += answer.error is not None
+    summary.wrong_named += sum(o not in photo.expected for o in named)
+    if named:
+        summary.answered += 1
+        summary.answered_right += named[0] in photo.expected
+    if photo.kind == "none":
+        summary.none += 1
+        summary.none_right += not named
+    elif photo.kind == "excluded":
+        summary.excluded += 1
+        summary.excluded_right += not named
+    else:
+        summary.collection += 1
+        summary.top1_right += bool(named) and named[0] in photo.expected
+        rank = answer.rank_of(photo.expected)
+        summary.reciprocal_ranks += 1.0 / rank if rank else 0.0
+        for k in HIT_RANKS:
+            summary.hits[k] += rank is not None and rank <= k
+        if len(photo.expected) > 1:
+            summary.multi += 1
+            summary.multi_complete += photo.expected <= set(named)
+
+
+def summarise(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], threshold: float) -> Summary:
+    """Counts over every photo."""
+    summary = Summary()
+    for photo, answer in zip(photos, answers, strict=True):
+        add_photo(summary, photo, answer, threshold)
+    return summary
+
+
+def by_group(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], threshold: float) -> dict[str, Summary]:
+    """Counts per photo group, groups sorted by name."""
+    groups: dict[str, Summary] = {}
+    for photo, answer in zip(photos, answers, strict=True):
+        add_photo(groups.setdefault(photo.group, Summary()), photo, answer, threshold)
+    return dict(sorted(groups.items()))
+
+
+def _evidence(answer: Answer, object_id: str | None) -> dict[str, Any] | None:
+    for rank, row in enumerate(answer.candidates, start=1):
+        if row.get("object_id") == object_id:
+            return {"rank": rank, **row}
+    return None
+
+
+def failures(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], threshold: float) -> list[dict[str, Any]]:
+    """Every failure at ``threshold``: wrong answers, wrong extra artworks, misses, incomplete answers, errors.
+
+    Each names the photo, what was expected, the wrong artwork with its confidence and candidate evidence
+    (rank, similarity, inliers, ...), and the evidence of the best-ranked expected artwork.
+    """
+    found: list[dict[str, Any]] = []
+    for photo, answer in zip(photos, answers, strict=True):
+        named = answer.named(threshold)
+        ids = [o for o, _ in named]
+        rank = answer.rank_of(photo.expected)
+        truth = answer.candidates[rank - 1]["object_id"] if rank else None
+        base = {"photo": photo.name, "kind": photo.kind, "expected": sorted(photo.expected)}
+        if answer.error is not None:
+            found.append({**base, "failure": "error", "message": answer.error})
+            continue
+        for position, (object_id, confidence) in enumerate(named):
+            if object_id not in photo.expected:
+                failure = "wrong answer" if position == 0 else "wrong extra artwork"
+                found.append(
+                    {
+                        **base,
+                        "failure": failure,
+                        "answered": object_id,
+                        "confidence": confidence,
+                        "wrong_evidence": _evidence(answer, object_id),
+                        "expected_evidence": _evidence(answer, truth),
+                    }
+                )
+        if photo.expected and not ids:
+            found.append({**base, "failure": "missed", "expected_evidence": _evidence(answer, truth)})
+        elif len(photo.expected) > 1 and ids and not photo.expected <= set(ids):
+            missing = sorted(photo.expected - set(ids))
+            found.append({**base, "failure": "incomplete", "missing": missing, "answered": ids})
+    return found
+
+
+def latency(answers: Sequence[Answer]) -> dict[str, dict[str, float]]:
+    """p50/p95/p99 and mean per stage (milliseconds) over the answers that have the stage."""
+    table: dict[str, dict[str, float]] = {}
+    for stage in STAGES:
+        values = np.array([a.timing[stage] for a in answers if stage in a.timing], dtype=np.float64)
+        if values.size:
+            p50, p95, p99 = np.percentile(values, [50, 95, 99])
+            table[stage] = {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(values.mean())}
+    return table
+
+
+def top_answers(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> list[tuple[float, bool, str]]:
+    """``(confidence, right, photo kind)`` of the best answer of every photo that has one at threshold 0."""
+    out = []
+    for photo, answer in zip(photos, answers, strict=True):
+        named = answer.named(0.0)
+        if named:
+            out.append((named[0][1], named[0][0] in photo.expected, photo.kind))
+    return out
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The answers at one threshold: share of collection photos answered, and the precision of all answers."""
+
+    threshold: float
+    coverage: float | None
+    precision: float | None
+    answered: int
+    wrong: int
+
+
+def point_at(tops: Sequence[tuple[float, bool, str]], collection: int, threshold: float) -> SweepPoint:
+    """The answers of ``tops`` (see :func:`top_answers`) with confidence ≥ ``threshold``, out of ``collection``
+    photos showing an indexed artwork."""
+    given = [(right, kind) for c, right, kind in tops if c >= threshold and c > 0]
+    right = sum(r for r, _ in given)
+    covered = sum(kind == "collection" for _, kind in given)
+    return SweepPoint(threshold, ratio(covered, collection), ratio(right, len(given)), len(given), len(given) - right)
+
+
+def precision_coverage(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> list[SweepPoint]:
+    """Precision versus coverage at every distinct answer confidence (each a threshold), lowest threshold first.
+
+    Coverage is the share of photos showing an indexed artwork that get any answer; precision counts every answer,
+    including those given on photos that show none (always wrong).
+    """
+    tops = top_answers(photos, answers)
+    collection = sum(p.kind == "collection" for p in photos)
+    return [point_at(tops, collection, t) for t in sorted({c for c, _, _ in tops})]
+
+
+def reliability(
+    tops: Sequence[tuple[float, bool, str]], edges: Sequence[float] = CONFIDENCE_BINS
+) -> list[dict[str, float | int | None]]:
+    """Confidence bins → share of answers right; ``at_least``: the share right among answers with confidence ≥ lo.
+
+    A calibrated confidence has ``share_right`` about the bin's mean confidence, and ``at_least`` ≥ ``lo``.
+    The last bin includes its upper edge.
+    """
+    rows: list[dict[str, float | int | None]] = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        last = i == len(edges) - 2
+        inside = [(c, r) for c, r, _ in tops if lo <= c < hi or (last and c == hi)]
+        above = [r for c, r, _ in tops if c >= lo]
+        rows.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "answers": len(inside),
+                "right": sum(r for _, r in inside),
+                "share_right": ratio(sum(r for _, r in inside), len(inside)),
+                "mean_confidence": ratio(sum(c for c, _ in inside), len(inside)),
+                "at_least": ratio(sum(above), len(above)),
+            }
+        )
+    return rows
+
+
+def choose_threshold(tops: Sequence[tuple[float, bool, str]], target: float, floor: float = 0.0) -> float | None:
+    """The lowest answer confidence whose answers (all with confidence ≥ it) reach ``target`` precision.
+
+    Raised to ``floor`` when lower (a confidence under one half says an answer is more likely wrong than right);
+    None when no threshold reaches the target.
+    """
+    for threshold in sorted({c for c, _, _ in tops}):
+        given = [r for c, r, _ in tops if c >= threshold]
+        if sum(given) / len(given) >= target:
+            return max(threshold, floor)
+    return None
