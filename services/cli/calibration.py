@@ -1,0 +1,262 @@
+"""Fitting the decision's logistic weights and operating threshold on labelled photos. Pure numerics, no I/O.
+
+The evidence is the gateway's ``debug.candidates`` rows of every photo, collected once with threshold 0. Answers for
+new parameters are recomputed offline with the gateway's own :func:`decide`, so the fit and the service never
+disagree about what a parameter means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from services.cli.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
+from services.common.schemas import MatchResult
+from services.gateway.decision import Candidate, DecisionParams, decide, geometric_features
+
+Rows = Sequence[Mapping[str, Any]]
+"""One photo's ``debug.candidates`` rows, in the gateway's order (best similarity first)."""
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, max_iter: int = 100, tol: float = 1e-9
+) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method (IRLS) with step halving.
+
+    Features are standardised for the fit (the penalty ``l2 / 2 · |w|²`` acts on standardised weights, the bias
+    gets a tiny one so that single-class data stays finite); the returned weights apply to the raw features.
+
+    Args:
+        x: (N, D) float features.
+        y: (N,) labels in {0, 1}.
+        l2: penalty strength on the standardised weights.
+        max_iter: Newton steps at most.
+        tol: stop when the largest step is below this.
+
+    Returns:
+        ``(weights (D,), bias)`` with ``P(y=1) = sigmoid(x @ weights + bias)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] == 0:
+        raise ValueError(f"need x (N, D) and y (N,) with N > 0, got {x.shape} and {y.shape}")
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    design = np.hstack([(x - mean) / sd, np.ones((x.shape[0], 1))])
+    penalty = np.full(design.shape[1], l2)
+    penalty[-1] = 1e-6
+    beta = np.zeros(design.shape[1])
+
+    def loss(b: np.ndarray) -> float:
+        z = design @ b
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * b * b))
+
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -60, 60)))
+        grad = design.T @ (p - y) + penalty * beta
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag(penalty)
+        step = np.linalg.solve(hessian, grad)
+        current, scale = loss(beta), 1.0
+        while scale > 1e-6 and loss(beta - scale * step) > current:
+            scale /= 2
+        beta = beta - scale * step
+        if np.max(np.abs(scale * step)) < tol:
+            break
+    weights = beta[:-1] / sd
+    return weights, float(beta[-1] - np.sum(beta[:-1] * mean / sd))
+
+
+def to_candidates(rows: Rows) -> list[Candidate]:
+    """Gateway candidates rebuilt from ``debug.candidates`` rows (rows without geometric fields: not checked)."""
+    out = []
+    for row in rows:
+        geometric = None
+        if "verified" in row:
+            geometric = MatchResult(
+                reference_id=str(row["object_id"]),
+                verified=bool(row["verified"]),
+                inliers=int(row.get("inliers", 0)),
+                good_matches=int(row.get("good_matches", 0)),
+                inlier_ratio=float(row.get("inlier_ratio", 0.0)),
+                score=float(row.get("score", 0.0)),
+                spread=float(row.get("spread", 0.0)),
+                reason=row.get("reason"),
+                query_box=row.get("query_box"),
+            )
+        out.append(Candidate(str(row["object_id"]), float(row["similarity"]), None, geometric))
+    return out
+
+
+def redecide(evidence: Sequence[Rows], params: DecisionParams, *, use_geometric: bool) -> list[Answer]:
+    """Each photo's answer under ``params``, at threshold 0 (apply thresholds with :meth:`Answer.named`)."""
+    answers = []
+    for rows in evidence:
+        decision = decide(to_candidates(rows), params, use_geometric=use_geometric, threshold=0.0)
+        matches = tuple((s.candidate.object_id, s.confidence) for s in decision.matches)
+        answers.append(Answer(matches=matches, candidates=tuple(rows)))
+    return answers
+
+
+def geometric_samples(
+    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], min_inliers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every verified candidate with at least ``min_inliers`` inliers: its evidence vector, and whether it is shown."""
+    x, y = [], []
+    for photo, rows in zip(photos, evidence, strict=True):
+        for candidate in to_candidates(rows):
+            g = candidate.geometric
+            if g is not None and g.verified and g.inliers >= min_inliers:
+                x.append(geometric_features(g, candidate.similarity))
+                y.append(candidate.object_id in photo.expected)
+    return np.array(x, dtype=np.float64).reshape(-1, 4), np.array(y, dtype=np.float64)
+
+
+def embedding_samples(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows]) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo's top candidate: (similarity, lead over the runner-up), and whether it is shown."""
+    x, y = [], []
+    for photo, rows in zip(photos, evidence, strict=True):
+        if rows:
+            top = float(rows[0]["similarity"])
+            runner_up = float(rows[1]["similarity"]) if len(rows) > 1 else 0.0
+            x.append((top, top - runner_up))
+            y.append(rows[0]["object_id"] in photo.expected)
+    return np.array(x, dtype=np.float64).reshape(-1, 2), np.array(y, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit.
+
+    Attributes:
+        target_precision: the operating threshold is the lowest confidence whose answers reach this precision.
+        floor: the threshold is never below this.
+        l2: logistic penalty on standardised weights.
+        min_inliers: fewest inliers of a geometric answer; None keeps the base parameters' value.
+    """
+
+    target_precision: float = 0.99
+    floor: float = 0.5
+    l2: float = 1.0
+    min_inliers: int | None = None
+
+
+def fit_params(
+    photos: Sequence[LabelledPhoto],
+    evidence: Sequence[Rows],
+    base: DecisionParams,
+    settings: FitSettings,
+    fitted_on: dict[str, object] | None = None,
+) -> DecisionParams:
+    """Decision parameters fitted on ``photos``: both logistic models, then the threshold for the target precision.
+
+    The threshold is chosen on the geometric (full) answers; when the target is out of reach it is 1.0 (answer
+    only with certainty).
+    """
+    min_inliers = base.min_inliers if settings.min_inliers is None else settings.min_inliers
+    params = dataclasses.replace(base, min_inliers=min_inliers)
+    gx, gy = geometric_samples(photos, evidence, min_inliers)
+    if len(gy):
+        w, b = fit_logistic(gx, gy, l2=settings.l2)
+        params = dataclasses.replace(
+            params, geo_weights=(float(w[0]), float(w[1]), float(w[2]), float(w[3])), geo_bias=b
+        )
+    ex, ey = embedding_samples(photos, evidence)
+    if len(ey):
+        w, b = fit_logistic(ex, ey, l2=settings.l2)
+        params = dataclasses.replace(params, emb_weights=(float(w[0]), float(w[1])), emb_bias=b)
+    tops = top_answers(photos, redecide(evidence, params, use_geometric=True))
+    threshold = choose_threshold(tops, settings.target_precision, settings.floor)
+    info: dict[str, object] = {
+        "geometric_samples": len(gy),
+        "geometric_right": int(gy.sum()),
+        "embedding_samples": len(ey),
+    }
+    info.update(fitted_on or {})
+    return dataclasses.replace(params, threshold=1.0 if threshold is None else threshold, fitted_on=info)
+
+
+def open_set_copies(
+    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows]
+) -> tuple[list[LabelledPhoto], list[list[Mapping[str, Any]]]]:
+    """For each photo showing indexed artworks, a copy as if they were not in the collection.
+
+    The copy's candidate rows lack the shown artworks and its right answer is "no match": an offline open-set
+    simulation (a real index without them would also bring in the next candidate, which the rows cannot know).
+    """
+    out_photos, out_rows = [], []
+    for photo, rows in zip(photos, evidence, strict=True):
+        if photo.expected:
+            out_photos.append(LabelledPhoto(photo.name + "#open", photo.shown, frozenset()))
+            out_rows.append([r for r in rows if r["object_id"] not in photo.expected])
+    return out_photos, out_rows
+
+
+def split_folds(photos: Sequence[LabelledPhoto], folds: int, seed: int) -> list[list[int]]:
+    """Photo indices in ``folds`` folds, each photo group dealt evenly across them in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = [[] for _ in range(folds)]
+    groups: dict[str, list[int]] = {}
+    for i, photo in enumerate(photos):
+        groups.setdefault(photo.group, []).append(i)
+    offset = 0
+    for name in sorted(groups):
+        for j, i in enumerate(rng.permutation(groups[name])):
+            out[(j + offset) % folds].append(int(i))
+        offset += len(groups[name])
+    return [sorted(f) for f in out]
+
+
+def _subset(
+    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], idx: list[int], open_set: bool
+) -> tuple[list[LabelledPhoto], list[list[Mapping[str, Any]]]]:
+    p, e = [photos[i] for i in idx], [list(evidence[i]) for i in idx]
+    if open_set:
+        extra_p, extra_e = open_set_copies(p, e)
+        p, e = p + extra_p, e + extra_e
+    return p, e
+
+
+def measure(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], params: DecisionParams) -> dict[str, Any]:
+    """Rates at ``params.threshold`` in full and embedding-only mode."""
+    out: dict[str, Any] = {}
+    for mode, geometric in (("full", True), ("embedding_only", False)):
+        out[mode] = summarise(photos, redecide(evidence, params, use_geometric=geometric), params.threshold).rates()
+    return out
+
+
+def cross_validate(
+    photos: Sequence[LabelledPhoto],
+    evidence: Sequence[Rows],
+    base: DecisionParams,
+    settings: FitSettings,
+    *,
+    folds: int = 2,
+    seed: int = 0,
+    open_set: bool = True,
+) -> list[dict[str, Any]]:
+    """Fit on each fold, measure on it (fitted) and on the other photos (held out).
+
+    With ``open_set``, each side is augmented with its own photos' open-set copies (never the other side's).
+    """
+    parts = split_folds(photos, folds, seed)
+    results = []
+    for k, part in enumerate(parts):
+        rest = sorted(set(range(len(photos))) - set(part))
+        fit_p, fit_e = _subset(photos, evidence, part, open_set)
+        held_p, held_e = _subset(photos, evidence, rest, open_set)
+        params = fit_params(fit_p, fit_e, base, settings, {"fold": k, "seed": seed})
+        results.append(
+            {
+                "fold": k,
+                "fitted_photos": len(part),
+                "held_out_photos": len(rest),
+                "threshold": params.threshold,
+                "fitted": measure(fit_p, fit_e, params),
+                "held_out": measure(held_p, held_e, params),
+            }
+        )
+    return results
