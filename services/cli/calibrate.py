@@ -1,0 +1,145 @@
+"""``artwork-matcher calibrate``: fit the decision parameters on labelled photos and store them with the snapshot.
+
+The gateway reads ``<snapshot>/decision.json`` at start-up; restart it (or the stack) after calibrating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from services.cli import report
+from services.cli.calibration import FitSettings, cross_validate, fit_params, measure, open_set_copies
+from services.cli.collect import collect, from_record, gateway, gateway_info, prepare_snapshot
+from services.cli.metrics import Answer, LabelledPhoto
+from services.common.atomic import atomic_write_bytes
+from services.common.paths import CALIBRATION_FILE, default_snapshot_dir
+from services.gateway.decision import DecisionParams
+
+
+def add_calibrate(sub: argparse._SubParsersAction, data_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``calibrate`` with the shared data options."""
+    cal = sub.add_parser("calibrate", help="fit the decision on labelled photos, store it in the snapshot")
+    data_options(cal)
+    cal.add_argument("--responses", type=Path, help="reuse the full-mode answers of an evaluate report.json")
+    cal.add_argument("--target-precision", type=float, default=0.99, help="precision the threshold must reach")
+    cal.add_argument("--floor", type=float, default=0.5, help="lowest allowed threshold")
+    cal.add_argument("--l2", type=float, default=1.0, help="logistic penalty on standardised weights")
+    cal.add_argument("--min-inliers", type=int, default=None, help="fewest inliers of a geometric answer")
+    cal.add_argument("--folds", type=int, default=1, help="2: fit on each half, measure on the other, both ways")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the fold split")
+    cal.add_argument(
+        "--no-open-set", action="store_true", help="fit without the simulated open-set copies of the photos"
+    )
+    cal.add_argument("--out", type=Path, default=None, help="folder for calibration.md and calibration.json")
+    cal.add_argument("--dry-run", action="store_true", help="fit and report, do not write decision.json")
+    cal.set_defaults(func=run_calibrate)
+
+
+def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer], Path]:
+    """Photos and their full-mode answers, and the snapshot the fitted decision belongs to."""
+    if args.responses is not None:
+        records = json.loads(args.responses.read_text())["answers"]["full"]
+        pairs = [from_record(r) for r in records]
+        return [p for p, _ in pairs], [a for _, a in pairs], args.snapshot or default_snapshot_dir()
+    from services.cli.evaluate import load_set, workdir
+
+    dataset, photos, _ = load_set(args)
+    with workdir(args.workdir) as work:
+        snapshot = args.snapshot or (work / "snapshot" if args.workdir else default_snapshot_dir())
+        if not args.url:
+            prepare_snapshot(dataset, snapshot, work, frozenset())
+        with gateway(args.url, None if args.url else snapshot, work / "logs") as url:
+            if args.url and args.snapshot is None:
+                snapshot = Path(gateway_info(url).get("settings", {}).get("snapshot_dir") or snapshot)
+            answers = collect(url, dataset.photos, photos, geometric=True, k=args.k, desc="calibrate")
+    return photos, answers, snapshot
+
+
+def _usable(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> tuple[list[LabelledPhoto], list[Any]]:
+    keep = [(p, a) for p, a in zip(photos, answers, strict=True) if a.error is None and not a.degraded]
+    if len(keep) < len(photos):
+        print(f"warning: {len(photos) - len(keep)} photos failed or were degraded; fitted without them")
+    return [p for p, _ in keep], [list(a.candidates) for _, a in keep]
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """The ``calibrate`` command."""
+    try:
+        photos, answers, snapshot = _gather(args)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    photos, evidence = _usable(photos, answers)
+    settings = FitSettings(args.target_precision, args.floor, args.l2, args.min_inliers)
+    base = DecisionParams()
+    open_set = not args.no_open_set
+    folds = (
+        cross_validate(photos, evidence, base, settings, folds=args.folds, seed=args.seed, open_set=open_set)
+        if args.folds >= 2
+        else []
+    )
+    all_p, all_e = list(photos), list(evidence)
+    if open_set:
+        extra_p, extra_e = open_set_copies(photos, evidence)
+        all_p, all_e = all_p + extra_p, all_e + extra_e
+    fitted_on = {
+        "photos": len(photos),
+        "open_set_copies": len(all_p) - len(photos),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seed": args.seed,
+        "target_precision": args.target_precision,
+    }
+    params = fit_params(all_p, all_e, base, settings, fitted_on)
+    previous = DecisionParams.load_or_default(snapshot / CALIBRATION_FILE)
+    result = {
+        "params": json.loads(params.to_json()),
+        "before": measure(all_p, all_e, previous),
+        "after": measure(all_p, all_e, params),
+        "folds": folds,
+    }
+    _print(result, params)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        report.write_json(args.out / "calibration.json", result)
+        (args.out / "calibration.md").write_text(calibration_markdown(result))
+    if not args.dry_run:
+        snapshot.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(snapshot / CALIBRATION_FILE, params.to_json().encode())
+        print(f"wrote {snapshot / CALIBRATION_FILE}; restart the gateway to use it")
+    return 0
+
+
+def calibration_markdown(result: dict[str, Any]) -> str:
+    """The calibration report: parameters, before/after on all photos (in-sample), two-fold honesty."""
+    lines = ["# Decision calibration", "", "```json", json.dumps(result["params"], indent=2), "```", ""]
+    keys = ("top1", "no_match", "no_match_excluded", "precision", "complete")
+    rows = []
+    for mode in result["after"]:
+        for key in keys:
+            before, after = result["before"][mode][key], result["after"][mode][key]
+            rows.append([mode, report.RATE_NAMES[key], report.pct(before), report.pct(after)])
+    lines += ["## All photos (fitted on them: in-sample)", ""]
+    lines += report.table(["mode", "metric", "previous parameters", "fitted parameters"], rows)
+    if result["folds"]:
+        lines += ["## Two-fold: fitted on one half, measured on the other", "", *report.folds_markdown(result["folds"])]
+    lines += ['"no match (left-out artworks)" counts the simulated open-set copies of the photos.', ""]
+    return "\n".join(lines)
+
+
+def _print(result: dict[str, Any], params: DecisionParams) -> None:
+    print(f"threshold {params.threshold:.3f}, min_inliers {params.min_inliers}")
+    print(f"geo_weights {[round(w, 3) for w in params.geo_weights]} bias {params.geo_bias:.3f}")
+    print(f"emb_weights {[round(w, 3) for w in params.emb_weights]} bias {params.emb_bias:.3f}")
+    for fold in result["folds"]:
+        for mode in fold["fitted"]:
+            cells = []
+            for key in ("top1", "no_match", "no_match_excluded", "precision", "complete"):
+                a, b = fold["fitted"][mode][key], fold["held_out"][mode][key]
+                cells.append(f"{key} {report.pct(a)} / {report.pct(b)}")
+            print(f"fold {fold['fold']} {mode} (fitted / held out): " + ", ".join(cells))
