@@ -14,7 +14,7 @@ from PIL import Image
 
 from services.cli.catalogue import SourceImage, read_catalogue, scan_images
 from services.common.errors import ServiceError
-from services.common.images import decode_image, resize_max_side, to_array
+from services.common.images import IMAGE_SUFFIXES, decode_image, resize_max_side, to_array
 from services.common.paths import FEATURES_FILE, IMAGES_DIR, SEARCH_FILE
 from services.common.schemas import ObjectMetadata
 from services.embeddings.model import Embedder
@@ -115,6 +115,7 @@ def build_collection(
             store.put(item.object_id, extract_features(to_array(image), params))
             file_name = f"{item.object_id}{item.path.suffix.lower()}"
             shutil.copyfile(item.path, images_dir / file_name)
+            _remove_image_copies(images_dir, item.object_id, keep=file_name)
             replaced = index.upsert(vector, _with_source(meta, file_name, sha))
             (report.updated if replaced else report.added).append(item.object_id)
         tick(len(batch))
@@ -129,7 +130,17 @@ def build_collection(
     if index is not None:
         index.save(index_path)
         report.total = len(index)
+    for object_id in report.removed:  # only once the saved index no longer names them
+        _remove_image_copies(images_dir, object_id)
     return report
+
+
+def _remove_image_copies(images_dir: Path, object_id: str, keep: str | None = None) -> None:
+    """Delete the copied images of ``object_id``, in every format, except the file named ``keep``."""
+    for suffix in sorted(IMAGE_SUFFIXES):
+        name = f"{object_id}{suffix}"
+        if name != keep:
+            (images_dir / name).unlink(missing_ok=True)
 
 
 def _decode_batch(
