@@ -28,6 +28,7 @@ from services.gateway.decision import DecisionParams
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
 from services.gateway.pipeline import IdentifyPipeline
 from services.gateway.settings import GatewaySettings
+from services.gateway.web import WEB_ROUTES
 
 ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
@@ -232,6 +233,7 @@ def create_app(
             add_object,
             replace_object,
             delete_object,
+            *WEB_ROUTES,
         ],
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
