@@ -86,6 +86,17 @@ def test_json_options_reach_the_backends(client, backends, photo):
     assert response.json()["debug"]["threshold"] == 0.99
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="GatewaySettings.default_k is never read: IdentifyOptions.k defaults to 10 whatever the setting says",
+)
+def test_the_configured_default_k_applies_when_the_request_does_not_say(backends, tmp_path, photo):
+    with gateway(backends, tmp_path, default_k=3) as client:
+        client.post("/identify", json={"image": b64(photo)})
+
+    assert backends.body_of("search", "POST", "/search")["k"] == 3
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -161,6 +172,13 @@ def test_a_body_that_is_not_an_identify_request_is_a_client_error(client, backen
     response = client.post("/identify", content=content, headers={"content-type": "application/json"})
 
     assert response.status_code in (400, 422) and backends.calls == []
+
+
+def test_a_malformed_multipart_body_is_400(client, backends):
+    response = client.post("/identify", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
+
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
+    assert backends.calls == []
 
 
 def test_a_photo_over_the_pixel_limit_is_413(backends, tmp_path, photo):
