@@ -133,7 +133,8 @@ def calibration_markdown(result: dict[str, Any]) -> str:
 
 
 def _print(result: dict[str, Any], params: DecisionParams) -> None:
-    print(f"threshold {params.threshold:.3f}, min_inliers {params.min_inliers}")
+    per_mode = {k: params.fitted_on.get(f"threshold_{k}") for k in ("full", "embedding_only")}
+    print(f"threshold {params.threshold:.3f} (per mode {per_mode}), min_inliers {params.min_inliers}")
     print(f"geo_weights {[round(w, 3) for w in params.geo_weights]} bias {params.geo_bias:.3f}")
     print(f"emb_weights {[round(w, 3) for w in params.emb_weights]} bias {params.emb_bias:.3f}")
     for fold in result["folds"]:

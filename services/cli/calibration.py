@@ -23,19 +23,21 @@ Rows = Sequence[Mapping[str, Any]]
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, max_iter: int = 100, tol: float = 1e-9
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, nonnegative: bool = False, max_iter: int = 100
 ) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression by Newton's method (IRLS) with step halving.
 
     Features are standardised for the fit (the penalty ``l2 / 2 · |w|²`` acts on standardised weights, the bias
     gets a tiny one so that single-class data stays finite); the returned weights apply to the raw features.
+    With ``nonnegative``, a feature whose weight comes out negative is fixed at 0 and the rest refitted (evidence
+    that should only ever raise confidence, such as more inliers, never lowers it because of a few odd samples).
 
     Args:
         x: (N, D) float features.
         y: (N,) labels in {0, 1}.
         l2: penalty strength on the standardised weights.
-        max_iter: Newton steps at most.
-        tol: stop when the largest step is below this.
+        nonnegative: constrain every weight to be ≥ 0.
+        max_iter: Newton steps at most per fit.
 
     Returns:
         ``(weights (D,), bias)`` with ``P(y=1) = sigmoid(x @ weights + bias)``.
@@ -44,6 +46,16 @@ def fit_logistic(
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] == 0:
         raise ValueError(f"need x (N, D) and y (N,) with N > 0, got {x.shape} and {y.shape}")
+    free = np.ones(x.shape[1], dtype=bool)
+    while True:
+        weights = np.zeros(x.shape[1])
+        weights[free], bias = _newton(x[:, free], y, l2, max_iter)
+        if not nonnegative or np.all(weights >= 0):
+            return weights, bias
+        free[int(np.argmin(weights))] = False
+
+
+def _newton(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int) -> tuple[np.ndarray, float]:
     mean, sd = x.mean(axis=0), x.std(axis=0)
     sd[sd < 1e-12] = 1.0
     design = np.hstack([(x - mean) / sd, np.ones((x.shape[0], 1))])
@@ -64,10 +76,9 @@ def fit_logistic(
         while scale > 1e-6 and loss(beta - scale * step) > current:
             scale /= 2
         beta = beta - scale * step
-        if np.max(np.abs(scale * step)) < tol:
+        if np.max(np.abs(scale * step)) < 1e-9:
             break
-    weights = beta[:-1] / sd
-    return weights, float(beta[-1] - np.sum(beta[:-1] * mean / sd))
+    return beta[:-1] / sd, float(beta[-1] - np.sum(beta[:-1] * mean / sd))
 
 
 def to_candidates(rows: Rows) -> list[Candidate]:
@@ -136,12 +147,14 @@ class FitSettings:
         floor: the threshold is never below this.
         l2: logistic penalty on standardised weights.
         min_inliers: fewest inliers of a geometric answer; None keeps the base parameters' value.
+        nonnegative: every evidence weight ≥ 0 (more inliers or similarity never lower the confidence).
     """
 
     target_precision: float = 0.99
     floor: float = 0.5
     l2: float = 1.0
     min_inliers: int | None = None
+    nonnegative: bool = True
 
 
 def fit_params(
@@ -153,30 +166,35 @@ def fit_params(
 ) -> DecisionParams:
     """Decision parameters fitted on ``photos``: both logistic models, then the threshold for the target precision.
 
-    The threshold is chosen on the geometric (full) answers; when the target is out of reach it is 1.0 (answer
-    only with certainty).
+    The threshold is the higher of the thresholds that reach the target in full and in embedding-only mode, so
+    that answers stay as trustworthy while geometric verification is down; a mode whose target is out of reach
+    asks for 1.0 (answer only with certainty).
     """
     min_inliers = base.min_inliers if settings.min_inliers is None else settings.min_inliers
     params = dataclasses.replace(base, min_inliers=min_inliers)
     gx, gy = geometric_samples(photos, evidence, min_inliers)
     if len(gy):
-        w, b = fit_logistic(gx, gy, l2=settings.l2)
+        w, b = fit_logistic(gx, gy, l2=settings.l2, nonnegative=settings.nonnegative)
         params = dataclasses.replace(
             params, geo_weights=(float(w[0]), float(w[1]), float(w[2]), float(w[3])), geo_bias=b
         )
     ex, ey = embedding_samples(photos, evidence)
     if len(ey):
-        w, b = fit_logistic(ex, ey, l2=settings.l2)
+        w, b = fit_logistic(ex, ey, l2=settings.l2, nonnegative=settings.nonnegative)
         params = dataclasses.replace(params, emb_weights=(float(w[0]), float(w[1])), emb_bias=b)
-    tops = top_answers(photos, redecide(evidence, params, use_geometric=True))
-    threshold = choose_threshold(tops, settings.target_precision, settings.floor)
     info: dict[str, object] = {
         "geometric_samples": len(gy),
         "geometric_right": int(gy.sum()),
         "embedding_samples": len(ey),
     }
+    thresholds = []
+    for mode, geometric in (("full", True), ("embedding_only", False)):
+        tops = top_answers(photos, redecide(evidence, params, use_geometric=geometric))
+        found = choose_threshold(tops, settings.target_precision, settings.floor)
+        info[f"threshold_{mode}"] = found
+        thresholds.append(1.0 if found is None else found)
     info.update(fitted_on or {})
-    return dataclasses.replace(params, threshold=1.0 if threshold is None else threshold, fitted_on=info)
+    return dataclasses.replace(params, threshold=max(thresholds), fitted_on=info)
 
 
 def open_set_copies(

@@ -44,6 +44,18 @@ def test_logistic_fit_recovers_known_weights() -> None:
     assert b == pytest.approx(true_b, abs=0.3)
 
 
+def test_nonnegative_fit_zeroes_a_weight_that_would_come_out_negative() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5000, 3))
+    y = (rng.random(5000) < 1 / (1 + np.exp(-(x @ np.array([1.5, -2.0, 0.5]))))).astype(float)
+
+    free, _ = fit_logistic(x, y, l2=1e-3)
+    constrained, _ = fit_logistic(x, y, l2=1e-3, nonnegative=True)
+
+    assert free[1] < -1.5
+    assert constrained[1] == 0.0 and constrained[0] > 0.8 and constrained[2] > 0.2
+
+
 def test_logistic_fit_stays_finite_on_separable_and_single_class_data() -> None:
     x = np.array([[0.0], [1.0], [2.0], [3.0]])
 
