@@ -201,7 +201,10 @@ def failures(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thresho
             found.append({**base, "failure": "missed", "expected_evidence": _evidence(answer, truth)})
         elif len(photo.expected) > 1 and ids and not photo.expected <= set(ids):
             missing = sorted(photo.expected - set(ids))
-            found.append({**base, "failure": "incomplete", "missing": missing, "answered": ids})
+            evidence = [_evidence(answer, m) for m in missing]
+            found.append(
+                {**base, "failure": "incomplete", "missing": missing, "answered": ids, "missing_evidence": evidence}
+            )
     return found
 
 

@@ -102,6 +102,8 @@ def _failures(items: Sequence[Mapping[str, Any]]) -> list[str]:
         detail = f.get("message") or (f"missing {', '.join(f['missing'])}" if "missing" in f else "")
         wrong = _evidence(f.get("wrong_evidence")) if "wrong_evidence" in f else ""
         right = _evidence(f.get("expected_evidence")) if "expected_evidence" in f else ""
+        if "missing_evidence" in f:
+            right = "; ".join(_evidence(e) for e in f["missing_evidence"])
         rows.append(
             [f["photo"], f["failure"], ", ".join(f["expected"]) or "none", answered, conf, wrong, right, detail]
         )
@@ -140,17 +142,35 @@ def markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+FOLD_KEYS = ("top1", "no_match", "no_match_excluded", "precision", "complete")
+
+
 def folds_markdown(folds: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Fitted-fold versus held-out-fold rates, side by side, per fold and mode."""
-    keys = ("top1", "no_match", "no_match_excluded", "precision", "complete")
+    """Fitted-fold versus held-out-fold rates side by side, per fold and mode; with two folds also each half
+    measured under its own fit and under the other half's (the same photos, so the gap is the overfitting alone).
+    """
     rows = []
     for f in folds:
         for mode in f["fitted"]:
-            for key in keys:
+            for key in FOLD_KEYS:
                 a, b = f["fitted"][mode][key], f["held_out"][mode][key]
-                gap = "–" if a is None or b is None else f"{100 * (b - a):+.1f}"
-                rows.append([f["fold"], f"{f['threshold']:.3f}", mode, RATE_NAMES[key], pct(a), pct(b), gap])
-    return table(["fitted on fold", "threshold", "mode", "metric", "fitted fold", "held-out fold", "points"], rows)
+                rows.append([f["fold"], f"{f['threshold']:.3f}", mode, RATE_NAMES[key], pct(a), pct(b), _gap(a, b)])
+    lines = table(["fitted on fold", "threshold", "mode", "metric", "fitted fold", "held-out fold", "points"], rows)
+    if len(folds) != 2:
+        return lines
+    rows = []
+    for half in (0, 1):
+        own, other = folds[half]["fitted"], folds[1 - half]["held_out"]
+        for mode in own:
+            for key in FOLD_KEYS:
+                a, b = own[mode][key], other[mode][key]
+                rows.append([half, mode, RATE_NAMES[key], pct(a), pct(b), _gap(a, b)])
+    header = ["photos of fold", "mode", "metric", "fitted on them", "fitted on the other fold", "points"]
+    return [*lines, "Each half under its own fit and under the other half's:", "", *table(header, rows)]
+
+
+def _gap(a: float | None, b: float | None) -> str:
+    return "–" if a is None or b is None else f"{100 * (b - a):+.1f}"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -174,7 +194,9 @@ def plot_precision_coverage(path: Path, sweep: Sequence[Mapping[str, Any]], oper
     if operating.get("coverage") is not None:
         ax.scatter([operating["coverage"]], [operating["precision"]], color="red", zorder=3, s=60)
         ax.annotate(f"threshold {operating['threshold']:.2f}", (operating["coverage"], operating["precision"]))
+    low = min([p for _, p in points if p is not None] + [0.95]) - 0.01
     ax.set(xlabel="coverage (share of collection photos answered)", ylabel="precision of answers", xlim=(0, 1.02))
+    ax.set_ylim(low, 1.005)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

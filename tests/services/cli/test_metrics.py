@@ -96,7 +96,7 @@ def test_every_failure_is_listed_with_the_wrong_artwork_and_its_evidence() -> No
     incomplete = [f for f in failures(PHOTOS, ANSWERS, 0.65) if f["failure"] == "incomplete"]
     assert incomplete == [
         {"photo": "b__1", "kind": "collection", "expected": ["D", "E"], "failure": "incomplete", "missing": ["E"],
-         "answered": ["D"]}
+         "answered": ["D"], "missing_evidence": [{"rank": 3, "object_id": "E", "similarity": 0.5, "inliers": 20}]}
     ]  # fmt: skip
 
 
