@@ -16,7 +16,7 @@ from typing import Any
 from services.cli import report
 from services.cli.calibration import FitSettings, cross_validate, fit_params, measure, open_set_copies
 from services.cli.collect import collect, from_record, gateway, gateway_info, prepare_snapshot
-from services.cli.metrics import Answer, LabelledPhoto
+from services.cli.metrics import Answer, LabelledPhoto, reliability
 from services.common.atomic import atomic_write_bytes
 from services.common.paths import CALIBRATION_FILE, default_snapshot_dir
 from services.gateway.decision import DecisionParams
@@ -128,6 +128,9 @@ def calibration_markdown(result: dict[str, Any]) -> str:
     lines += report.table(["mode", "metric", "previous parameters", "fitted parameters"], rows)
     if result["folds"]:
         lines += ["## Two-fold: fitted on one half, measured on the other", "", *report.folds_markdown(result["folds"])]
+        pooled = [tuple(t) for f in result["folds"] for t in f["held_out_answers"]]
+        lines += ["## Reliability of held-out answers (full mode, pooled over the folds)", ""]
+        lines += report.reliability_table(reliability(pooled))
     lines += ['"no match (left-out artworks)" counts the simulated open-set copies of the photos.', ""]
     return "\n".join(lines)
 

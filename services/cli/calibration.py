@@ -258,6 +258,9 @@ def cross_validate(
 ) -> list[dict[str, Any]]:
     """Fit on each fold, measure on it (fitted) and on the other photos (held out).
 
+    ``held_out_answers`` are the held-out photos' best full-mode answers ``(confidence, right, kind)``: pooled over
+    the folds they give an honest reliability table.
+
     With ``open_set``, each side is augmented with its own photos' open-set copies (never the other side's).
     """
     parts = split_folds(photos, folds, seed)
@@ -275,6 +278,7 @@ def cross_validate(
                 "threshold": params.threshold,
                 "fitted": measure(fit_p, fit_e, params),
                 "held_out": measure(held_p, held_e, params),
+                "held_out_answers": top_answers(held_p, redecide(held_e, params, use_geometric=True)),
             }
         )
     return results

@@ -73,7 +73,8 @@ def _latency(stages: Mapping[str, Mapping[str, float]]) -> list[str]:
     return table(["stage (ms)", "p50", "p95", "p99", "mean"], rows)
 
 
-def _reliability(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def reliability_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The reliability rows (see :func:`services.cli.metrics.reliability`) as a Markdown table."""
     out = []
     for r in rows:
         mean = "–" if r["mean_confidence"] is None else f"{r['mean_confidence']:.2f}"
@@ -137,7 +138,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [f"Operating point: coverage {pct(op['coverage'])}, precision {pct(op['precision'])}.", ""]
         lines += [f"![precision versus coverage](plots/precision_coverage_{mode}.png)", ""]
         lines += [f"![score distributions](plots/scores_{mode}.png)", ""]
-        lines += ["### Reliability (best answer of every photo, threshold 0)", "", *_reliability(r["reliability"])]
+        lines += ["### Reliability (best answer of every photo, threshold 0)", "", *reliability_table(r["reliability"])]
         lines += [f"### Failures ({len(r['failures'])})", "", *_failures(r["failures"])]
     return "\n".join(lines)
 

@@ -173,6 +173,7 @@ def test_calibrate_refits_from_the_report_and_writes_decision_json(evaluated: Pa
     report = json.loads((out / "calibration.json").read_text())
     assert [f["fold"] for f in report["folds"]] == [0, 1]
     text = (out / "calibration.md").read_text()
+    assert "Reliability of held-out answers" in text
     assert "Two-fold" in text and "Each half under its own fit and under the other half's" in text
 
 
