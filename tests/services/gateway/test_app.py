@@ -86,10 +86,6 @@ def test_json_options_reach_the_backends(client, backends, photo):
     assert response.json()["debug"]["threshold"] == 0.99
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GatewaySettings.default_k is never read: IdentifyOptions.k defaults to 10 whatever the setting says",
-)
 def test_the_configured_default_k_applies_when_the_request_does_not_say(backends, tmp_path, photo):
     with gateway(backends, tmp_path, default_k=3) as client:
         client.post("/identify", json={"image": b64(photo)})
@@ -266,6 +262,18 @@ def test_idempotent_backend_calls_are_retried_on_server_errors(tmp_path, photo):
 
     assert response.status_code == 502
     assert backends.service_calls("search") == [("POST", "/search")] * 3
+
+
+def test_client_errors_from_a_backend_are_not_retried(tmp_path, photo):
+    backends = Backends(hits=[], fail={"embeddings": error(400, "invalid_image")})
+    clients = backends.clients()
+    clients["embeddings"].retries = 2
+
+    with TestClient(create_app(GatewaySettings(snapshot_dir=tmp_path), **clients, params=DecisionParams())) as c:
+        response = c.post("/identify", json={"image": b64(photo)})
+
+    assert response.status_code == 400
+    assert backends.service_calls("embeddings") == [("POST", "/embed")]
 
 
 # --- health and info --------------------------------------------------------------------------------------------

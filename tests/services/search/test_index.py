@@ -135,11 +135,11 @@ def test_an_empty_index_answers_empty_lists():
 def test_list_pages_metadata_sorted_by_id(filled):
     index, _ = filled
 
-    page, total = index.list(offset=10, limit=5)
+    page, total = index.page(offset=10, limit=5)
 
     assert total == 120
     assert [m.object_id for m in page] == [f"obj-{i:03d}" for i in range(10, 15)]
-    assert index.list(offset=118, limit=5)[0][-1].object_id == "obj-119"
+    assert index.page(offset=118, limit=5)[0][-1].object_id == "obj-119"
 
 
 def test_update_metadata_keeps_the_vector(filled):
@@ -197,7 +197,7 @@ def test_save_and_load_round_trip_everything(filled, tmp_path):
     loaded = VectorIndex.load(path)
 
     assert len(loaded) == len(stored) and loaded.dimension == D and loaded.model == "fake"
-    assert loaded.list(0, 1000) == index.list(0, 1000)
+    assert loaded.page(0, 1000) == index.page(0, 1000)
     for object_id, vector in stored.items():
         np.testing.assert_allclose(loaded.vector(object_id), vector, atol=1e-6)
     assert_matches_oracle(loaded, stored, unit_vectors(np.random.default_rng(4), 5), 7)
@@ -302,12 +302,14 @@ def test_ivf_kind_is_exact_until_trained_then_trains_once_and_finds_exact_duplic
     top = index.search(np.vstack([vectors[i] for i in range(80) if i != 1]), 1)
     assert [hits[0].object_id for hits in top] == expected
     assert all(hits[0].score == pytest.approx(1.0, abs=1e-5) for hits in top)
+    np.testing.assert_allclose(index.vector("v7"), vectors[7], atol=1e-6)  # stored vectors stay retrievable
 
     index.save(tmp_path / "ivf.npz")
     loaded = VectorIndex.load(tmp_path / "ivf.npz")
     assert isinstance(loaded._index, faiss.IndexIVF) and loaded._index.nprobe == 1
     assert loaded.kind == "ivf" and len(loaded) == 79
     assert loaded.search(vectors[5][None, :], 1)[0][0].object_id == "v5"
+    np.testing.assert_allclose(loaded.vector("v5"), vectors[5], atol=1e-6)
     assert loaded.remove("v5") and "v5" not in {h.object_id for h in loaded.search(vectors[5][None, :], 3)[0]}
 
 
