@@ -24,7 +24,7 @@ from services.geometric.verify import VerifyParams, extract_features
 from services.search.index import VectorIndex
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 @dataclass
@@ -121,7 +121,7 @@ def build_collection(
         tick(len(batch))
     if prune and index is not None:
         present = {i.object_id for i in images}
-        for object_id in [o.object_id for o in index.list(0, len(index))[0] if o.object_id not in present]:
+        for object_id in [o.object_id for o in index.page(0, len(index))[0] if o.object_id not in present]:
             index.remove(object_id)
             store.remove(object_id)
             report.removed.append(object_id)

@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import httpx
@@ -59,8 +60,8 @@ def photograph(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     wall[oy : oy + h, ox : ox + w] = image
     wall_h, wall_w = wall.shape[:2]
     jitter = rng.uniform(-0.08, 0.08, size=(4, 2)) * (wall_w, wall_h)
-    src = np.float32([[0, 0], [wall_w, 0], [wall_w, wall_h], [0, wall_h]])
-    dst = np.float32(src + jitter)
+    src = np.array([[0, 0], [wall_w, 0], [wall_w, wall_h], [0, wall_h]], dtype=np.float32)
+    dst = (src + jitter).astype(np.float32)
     warped = cv2.warpPerspective(
         wall, cv2.getPerspectiveTransform(src, dst), (wall_w, wall_h), borderMode=cv2.BORDER_REFLECT
     )
@@ -97,7 +98,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_demo(workdir: Path | None = None, out=sys.stdout) -> int:  # type: ignore[no-untyped-def]
+def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Build, serve, identify, summarise; returns 0 when every demo photo is answered right."""
     from services.cli.build import build_collection
     from services.cli.identify import describe, identify_file
@@ -105,7 +106,7 @@ def run_demo(workdir: Path | None = None, out=sys.stdout) -> int:  # type: ignor
     from services.embeddings.model import TimmEmbedder
 
     owned = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="artwork-matcher-demo-")) if owned else Path(workdir)  # type: ignore[arg-type]
+    root = Path(tempfile.mkdtemp(prefix="artwork-matcher-demo-")) if workdir is None else Path(workdir)
     try:
         collection, catalogue, queries = make_demo(root)
         print(f"demo collection: {len(DEMO_WORKS)} images from scikit-image; {len(queries)} photos", file=out)

@@ -7,13 +7,14 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from services.cli.stack import DEFAULT_PORTS
 from services.common.paths import default_snapshot_dir
 
 
-def _add_build(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_build(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="manage the collection snapshot")
     index_sub = index.add_subparsers(dest="index_command", required=True)
     build = index_sub.add_parser("build", help="index a folder of reference images (only new or changed files)")
@@ -38,9 +39,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     snapshot = args.snapshot or default_snapshot_dir()
     embedder = TimmEmbedder()
     embedder.load()
-    bars: list[tqdm] = []  # type: ignore[type-arg]
+    bars: list[tqdm] = []
 
-    def progress(total: int):  # type: ignore[no-untyped-def]
+    def progress(total: int) -> Callable[[int], bool | None]:
         bar = tqdm(total=total, unit="image", desc="indexing")
         bars.append(bar)
         return bar.update
@@ -68,7 +69,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="start the four services as local processes")
     serve.add_argument(
         "--snapshot", type=Path, default=None, help=f"snapshot directory (default {default_snapshot_dir()})"
@@ -109,7 +110,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_identify(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_identify(sub: argparse._SubParsersAction) -> None:
     ident = sub.add_parser("identify", help="identify photos with a running stack")
     ident.add_argument("photos", nargs="+", type=Path)
     ident.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
@@ -134,7 +135,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     )
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="build a demo collection, start the stack, identify photo-like variants")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo (default: a temporary dir)")
     demo.set_defaults(func=_cmd_demo)

@@ -33,7 +33,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``."""
-    atomic_write(path, lambda handle: handle.write(data) and None)
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    atomic_write(path, write)
 
 
 def fsync_dir(directory: Path) -> None:

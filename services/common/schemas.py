@@ -219,9 +219,9 @@ class ReferenceInfo(Struct):
 
 
 class IdentifyOptions(Struct, forbid_unknown_fields=True):
-    """Per-request options of ``POST /identify``."""
+    """Per-request options of ``POST /identify``; ``k`` and ``threshold`` default to the gateway's settings."""
 
-    k: Annotated[int, Meta(ge=1, le=K_MAX)] = 10
+    k: Annotated[int, Meta(ge=1, le=K_MAX)] | None = None
     threshold: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     geometric_verification: bool = True
     include_alternatives: bool = False

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import anyio
 from litestar import Litestar, get, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 
 from services.common.errors import InvalidFields, NotReady
 from services.common.http import build_app
@@ -51,7 +52,7 @@ def info(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def embed(data: EmbedRequest, state: State) -> EmbedResponse:
+def embed(data: JSONBody[EmbedRequest], state: State) -> EmbedResponse:
     if not state.ready.is_set():
         raise NotReady("the model is still loading")
     started = time.perf_counter()

@@ -12,7 +12,7 @@ import anyio
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State, UploadFile
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 from litestar.response import File
 
 from services.common import errors
@@ -22,7 +22,7 @@ from services.common.paths import CALIBRATION_FILE
 from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import redact
 from services.common.version import __version__
-from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.clients import BackendClient, EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.collection import CollectionManager, ImageStore, check_object_id
 from services.gateway.decision import DecisionParams
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
@@ -76,7 +76,7 @@ async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyRes
 
 
 @get("/health", operation_id="health", summary="Health, optionally rolled up over the backends")
-async def health(state: State, check_backends: bool = False) -> Response[Health]:
+async def health(state: State, check_backends: FromQuery[bool] = False) -> Response[Health]:
     checks: dict[str, Any] = {}
     status = HealthStatus.HEALTHY
     if check_backends:
@@ -122,7 +122,7 @@ async def list_objects(
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    page = await state.clients["search"].list(offset, limit)
+    page = await state.clients["search"].page(offset, limit)
     return {"objects": [_public(m) for m in page.objects], "total": page.total, "offset": offset, "limit": limit}
 
 
@@ -145,7 +145,9 @@ async def get_object_image(object_id: ObjectIdPath, state: State) -> File:
     return File(path, media_type=media, content_disposition_type="inline")
 
 
-async def _put_object(request: Request[Any, Any, Any], state: State, object_id: str | None, must_be_new: bool):  # type: ignore[no-untyped-def]
+async def _put_object(
+    request: Request[Any, Any, Any], state: State, object_id: str | None, must_be_new: bool
+) -> Response[dict[str, Any]]:
     _check_admin(request, state)
     form = await _form(request)
     object_id = check_object_id(object_id or str(form.get("object_id") or ""))
@@ -195,20 +197,31 @@ def create_app(
 ) -> Litestar:
     """Build the gateway; the backend clients and decision parameters are the test seams."""
     settings = settings or GatewaySettings()
-    clients = {
-        "embeddings": embeddings
-        or EmbeddingsClient(settings.embeddings_url, timeout_s=settings.embeddings_timeout_s, retries=settings.retries),
-        "search": search
-        or SearchClient(settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries),
-        "geometric": geometric
-        or GeometricClient(settings.geometric_url, timeout_s=settings.geometric_timeout_s, retries=settings.retries),
+    embeddings_client = embeddings or EmbeddingsClient(
+        settings.embeddings_url, timeout_s=settings.embeddings_timeout_s, retries=settings.retries
+    )
+    search_client = search or SearchClient(
+        settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries
+    )
+    geometric_client = geometric or GeometricClient(
+        settings.geometric_url, timeout_s=settings.geometric_timeout_s, retries=settings.retries
+    )
+    clients: dict[str, BackendClient] = {
+        "embeddings": embeddings_client,
+        "search": search_client,
+        "geometric": geometric_client,
     }
     decision = params or DecisionParams.load_or_default(settings.snapshot_dir / CALIBRATION_FILE)
     images = ImageStore(settings.reference_images_dir)
     pipeline = IdentifyPipeline(
-        clients["embeddings"], clients["search"], clients["geometric"], decision, query_max_side=settings.query_max_side
-    )  # type: ignore[arg-type]
-    collection = CollectionManager(clients["embeddings"], clients["search"], clients["geometric"], images)  # type: ignore[arg-type]
+        embeddings_client,
+        search_client,
+        geometric_client,
+        decision,
+        query_max_side=settings.query_max_side,
+        default_k=settings.default_k,
+    )
+    collection = CollectionManager(embeddings_client, search_client, geometric_client, images)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -138,7 +138,7 @@ class SearchClient(BackendClient):
         """One catalogue entry."""
         return await self.request("GET", f"/objects/{object_id}", ObjectMetadata, idempotent=True)
 
-    async def list(self, offset: int, limit: int) -> ObjectList:
+    async def page(self, offset: int, limit: int) -> ObjectList:
         """A page of catalogue entries."""
         return await self.request("GET", "/objects", ObjectList, idempotent=True, offset=offset, limit=limit)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from PIL import Image
 
@@ -23,10 +25,11 @@ from services.common.schemas import (
     VerificationMethod,
 )
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
-from services.gateway.decision import Candidate, DecisionParams, Scored, decide
+from services.gateway.decision import Candidate, Decision, DecisionParams, Scored, decide
 from services.gateway.regions import propose_regions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def merge_hits(rows: list[list[SearchHit]], k: int) -> list[Candidate]:
@@ -75,12 +78,14 @@ class IdentifyPipeline:
         params: DecisionParams,
         *,
         query_max_side: int = 1024,
+        default_k: int = 10,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
         self.geometric = geometric
         self.params = params
         self.query_max_side = query_max_side
+        self.default_k = default_k
 
     async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
         """Identify the artworks in a decoded, upright RGB photo."""
@@ -110,8 +115,9 @@ class IdentifyPipeline:
                     raise
                 degradation = f"geometric verification unavailable: {exc.message}"
 
-        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, options.k))
-        candidates = merge_hits(hits_response.results, options.k)
+        k = options.k or self.default_k
+        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, k))
+        candidates = merge_hits(hits_response.results, k)
 
         if features is not None and candidates:
             try:
@@ -134,12 +140,22 @@ class IdentifyPipeline:
         return encode_base64(to_jpeg(query)), propose_regions(query)
 
     @staticmethod
-    async def _timed(awaitable):  # type: ignore[no-untyped-def]
+    async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:
         started = time.perf_counter()
         result = await awaitable
         return result, (time.perf_counter() - started) * 1000
 
-    def _response(self, decision, candidates, options, stages, started, degradation, use_geometric, regions):  # type: ignore[no-untyped-def]
+    def _response(
+        self,
+        decision: Decision,
+        candidates: list[Candidate],
+        options: IdentifyOptions,
+        stages: _Stages,
+        started: float,
+        degradation: str | None,
+        use_geometric: bool,
+        regions: list[list[float]],
+    ) -> IdentifyResponse:
         matches = [to_match(s) for s in decision.matches]
         skipped = not options.geometric_verification
         message = None

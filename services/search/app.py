@@ -11,7 +11,7 @@ import anyio
 import numpy as np
 from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from services.common.errors import InvalidFields
 from services.common.http import build_app
@@ -70,7 +70,7 @@ def info(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def search(data: SearchRequest, state: State) -> SearchResponse:
+def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
     started = time.perf_counter()
     catalog: Catalog = state.catalog
     lengths = {len(v) for v in data.vectors}
@@ -88,7 +88,7 @@ def list_objects(
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> ObjectList:
-    objects, total = state.catalog.list(offset, limit)
+    objects, total = state.catalog.page(offset, limit)
     return ObjectList(objects=objects, total=total, offset=offset, limit=limit)
 
 
@@ -103,7 +103,7 @@ def get_object(object_id: ObjectIdPath, state: State) -> ObjectMetadata:
     summary="Add or replace an object",
     sync_to_thread=True,
 )
-def upsert_object(object_id: ObjectIdPath, data: UpsertRequest, state: State) -> ObjectMetadata:
+def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], state: State) -> ObjectMetadata:
     if data.metadata.object_id != object_id:
         raise InvalidFields(
             "metadata.object_id must equal the id in the path",

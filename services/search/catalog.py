@@ -94,9 +94,9 @@ class Catalog:
             raise NotFound(f"object {object_id!r} is not in the collection", details={"object_id": object_id})
         return meta
 
-    def list(self, offset: int, limit: int) -> tuple[list[ObjectMetadata], int]:
+    def page(self, offset: int, limit: int) -> tuple[list[ObjectMetadata], int]:
         """A page of metadata and the total."""
-        return self.index.list(offset, limit) if self.index is not None else ([], 0)
+        return self.index.page(offset, limit) if self.index is not None else ([], 0)
 
     def upsert(self, vector: list[float], metadata: ObjectMetadata, *, model: str = "") -> bool:
         """Add or replace an object, then save; True when replaced."""

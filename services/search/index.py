@@ -19,7 +19,7 @@ import faiss
 import msgspec
 import numpy as np
 
-from services.common.atomic import atomic_write
+from services.common.atomic import atomic_write_bytes
 from services.common.schemas import ObjectMetadata
 
 FORMAT_VERSION = 1
@@ -110,7 +110,7 @@ class VectorIndex:
         with self._lock:
             return self._metadata.get(object_id)
 
-    def list(self, offset: int = 0, limit: int = 100) -> tuple[list[ObjectMetadata], int]:
+    def page(self, offset: int = 0, limit: int = 100) -> tuple[list[ObjectMetadata], int]:
         """A page of metadata sorted by object id, and the total count."""
         with self._lock:
             ids = sorted(self._metadata)
@@ -200,7 +200,7 @@ class VectorIndex:
         quantizer = faiss.IndexFlatIP(self.dimension)
         ivf = faiss.IndexIVFFlat(quantizer, self.dimension, self.ivf_lists, faiss.METRIC_INNER_PRODUCT)
         ivf.train(vectors)
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         ivf.add_with_ids(vectors, labels)
         ivf.nprobe = self.ivf_probe
         self._index = ivf
@@ -234,7 +234,7 @@ class VectorIndex:
     def save(self, path: Path) -> int:
         """Write the state atomically to ``path``; returns the version saved."""
         version, payload = self.to_bytes()
-        atomic_write(Path(path), lambda handle: handle.write(payload) and None)
+        atomic_write_bytes(Path(path), payload)
         return version
 
     @classmethod

@@ -38,7 +38,7 @@ def assert_consistent(snapshot: Path) -> tuple[VectorIndex, FeatureStore]:
     """Every object of the index has reference features and a copied image, and nothing else has features."""
     index = VectorIndex.load(snapshot / "search.npz")
     store = FeatureStore.load(snapshot / "features.npz")
-    ids = {m.object_id for m in index.list(0, 10_000)[0]}
+    ids = {m.object_id for m in index.page(0, 10_000)[0]}
     assert ids == set(store.ids())
     assert check_snapshot(snapshot) == (len(ids), len(ids))
     for object_id in ids:
