@@ -1,0 +1,211 @@
+"""The reference features of the collection, keyed by object id, kept in memory and saved atomically to one file.
+
+Reference features are extracted once, when an artwork is added, so a request only extracts the query's. The store
+is copy-on-write: a mutation publishes a new immutable snapshot, so readers never wait for a writer and a save
+writes one consistent version. The file is an ``.npz`` of plain arrays (no pickle): all keypoints and descriptors
+concatenated, per-object offsets and frame sizes, and a JSON header (ids, version, save time) as a uint8 array.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from services.common.atomic import atomic_write, file_signature
+from services.geometric.verify import FeatureSet
+
+__all__ = ["FeatureStore", "FeatureStoreError", "file_signature"]
+
+FORMAT = "artwork-matcher/geometric-features"
+FORMAT_VERSION = 1
+_ARRAYS = ("header", "keypoints", "descriptors", "offsets", "sizes")
+
+
+class FeatureStoreError(ValueError):
+    """A feature file is unreadable or breaks the format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One published state of the store; never mutated after publication."""
+
+    version: int
+    items: Mapping[str, FeatureSet] = field(default_factory=dict)
+
+
+class FeatureStore:
+    """Thread-safe map from object id to its reference :class:`FeatureSet`, with atomic persistence.
+
+    ``version`` increases by one on every mutation; ``saved_at`` is the Unix time of the last save or of the save
+    that produced the loaded file, so a replica can tell whether a newer snapshot exists.
+    """
+
+    def __init__(self, items: Mapping[str, FeatureSet] | None = None, *, version: int = 0) -> None:
+        items = dict(items or {})
+        for object_id, features in items.items():
+            _check_entry(object_id, features)
+        self._snapshot = _Snapshot(version, items)
+        self._write_lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self.saved_at: float | None = None
+
+    @property
+    def version(self) -> int:
+        """Mutation counter of the current state."""
+        return self._snapshot.version
+
+    def get(self, object_id: str) -> FeatureSet | None:
+        """The features of ``object_id``, or None when it is not stored."""
+        return self._snapshot.items.get(object_id)
+
+    def put(self, object_id: str, features: FeatureSet) -> None:
+        """Store the features of ``object_id``, replacing any previous ones."""
+        _check_entry(object_id, features)
+        with self._write_lock:
+            items = dict(self._snapshot.items)
+            items[object_id] = features
+            self._snapshot = _Snapshot(self._snapshot.version + 1, items)
+
+    def remove(self, object_id: str) -> bool:
+        """Forget ``object_id``; False when it was not stored (the version is then unchanged)."""
+        with self._write_lock:
+            if object_id not in self._snapshot.items:
+                return False
+            items = dict(self._snapshot.items)
+            del items[object_id]
+            self._snapshot = _Snapshot(self._snapshot.version + 1, items)
+            return True
+
+    def ids(self) -> list[str]:
+        """The stored object ids, in insertion order."""
+        return list(self._snapshot.items)
+
+    def __len__(self) -> int:
+        return len(self._snapshot.items)
+
+    def __contains__(self, object_id: object) -> bool:
+        return object_id in self._snapshot.items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids())
+
+    def save(self, path: Path) -> int:
+        """Write the current state to ``path`` atomically and durably; returns the version written.
+
+        The file is written beside ``path``, flushed and fsynced, renamed over ``path`` and the directory fsynced:
+        a crash at any point leaves the previous file whole. Concurrent saves are serialised so that an older
+        snapshot never replaces a newer one.
+        """
+        with self._save_lock:
+            snapshot = self._snapshot
+            saved_at = time.time()
+            arrays = _to_arrays(snapshot, saved_at)
+            atomic_write(Path(path), lambda handle: _write_npz(handle, arrays))
+            self.saved_at = saved_at
+            return snapshot.version
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureStore:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: there is no file at ``path``.
+            FeatureStoreError: the file is truncated, not a feature file, or its arrays are inconsistent.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = [name for name in _ARRAYS if name not in npz.files]
+                if missing:
+                    raise FeatureStoreError(f"{path}: not a feature file, missing arrays {missing}")
+                arrays = {name: npz[name] for name in _ARRAYS}
+        except (FileNotFoundError, FeatureStoreError):
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise FeatureStoreError(f"{path}: unreadable feature file ({exc})") from exc
+        try:
+            header, items = _from_arrays(arrays)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
+        store = cls(items, version=header["version"])
+        store.saved_at = header["saved_at"]
+        return store
+
+    @classmethod
+    def load_or_empty(cls, path: Path) -> FeatureStore:
+        """:meth:`load` the file, or an empty store when it does not exist yet; a corrupt file still raises."""
+        try:
+            return cls.load(path)
+        except FileNotFoundError:
+            return cls()
+
+
+def _check_entry(object_id: object, features: object) -> None:
+    if not isinstance(object_id, str) or not object_id:
+        raise ValueError(f"object id must be a non-empty string, got {object_id!r}")
+    if not isinstance(features, FeatureSet):
+        raise ValueError(f"features of {object_id!r} must be a FeatureSet, got {type(features).__name__}")
+
+
+def _to_arrays(snapshot: _Snapshot, saved_at: float) -> dict[str, np.ndarray]:
+    ids = list(snapshot.items)
+    sets = [snapshot.items[object_id] for object_id in ids]
+    counts = np.array([len(fs) for fs in sets], dtype=np.int64)
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": snapshot.version}
+    header |= {"saved_at": saved_at, "ids": ids}
+    return {
+        "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+        "keypoints": np.concatenate([fs.keypoints for fs in sets]) if sets else np.zeros((0, 2), np.float32),
+        "descriptors": np.concatenate([fs.descriptors for fs in sets]) if sets else np.zeros((0, 32), np.uint8),
+        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "sizes": np.array([[fs.width, fs.height] for fs in sets], dtype=np.int64).reshape(-1, 2),
+    }
+
+
+def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, FeatureSet]]:
+    header = json.loads(_expect(arrays["header"], np.uint8, 1, "header").tobytes().decode("utf-8"))
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"header does not name the format {FORMAT!r}")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"format version {header.get('format_version')!r}, expected {FORMAT_VERSION}")
+    ids, version, saved_at = header["ids"], header["version"], header["saved_at"]
+    if not isinstance(version, int) or version < 0 or not isinstance(saved_at, int | float):
+        raise ValueError("header version or saved_at is invalid")
+    if not isinstance(ids, list) or len(set(ids)) != len(ids):
+        raise ValueError("header ids must be a list of distinct object ids")
+    keypoints = _expect(arrays["keypoints"], np.float32, 2, "keypoints")
+    descriptors = _expect(arrays["descriptors"], np.uint8, 2, "descriptors")
+    offsets = _expect(arrays["offsets"], np.int64, 1, "offsets")
+    sizes = _expect(arrays["sizes"], np.int64, 2, "sizes")
+    if len(offsets) != len(ids) + 1 or len(sizes) != len(ids):
+        raise ValueError(f"{len(ids)} ids but {len(offsets)} offsets and {len(sizes)} sizes")
+    if len(keypoints) != len(descriptors):
+        raise ValueError(f"{len(keypoints)} keypoints but {len(descriptors)} descriptors")
+    if offsets[0] != 0 or offsets[-1] != len(keypoints) or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets are not increasing from 0 to the number of keypoints")
+    items = {}
+    for i, object_id in enumerate(ids):
+        start, end = int(offsets[i]), int(offsets[i + 1])
+        width, height = (int(v) for v in sizes[i])
+        if not isinstance(object_id, str) or not object_id:
+            raise ValueError(f"object id {object_id!r} is not a non-empty string")
+        items[object_id] = FeatureSet(keypoints[start:end], descriptors[start:end], width, height)
+    return header, items
+
+
+def _expect(array: np.ndarray, dtype: type, ndim: int, name: str) -> np.ndarray:
+    if array.dtype != dtype or array.ndim != ndim:
+        raise ValueError(f"{name} is {array.dtype} with {array.ndim} dimensions, expected {np.dtype(dtype)}, {ndim}")
+    return array

@@ -1,0 +1,301 @@
+"""Local-feature verification: ORB keypoints, Lowe's ratio test and a MAGSAC++ homography.
+
+The embedding shortlist proposes candidates; this module confirms a candidate only when many query keypoints map
+onto the reference through one plausible planar homography (a painting is flat). Pure numerics, no web framework:
+the geometric service wraps these functions.
+
+Array contract of a :class:`FeatureSet`: ``keypoints`` (N, 2) float32 pixel coordinates (x, y) in the frame of
+``(width, height)``, ``descriptors`` (N, 32) uint8 ORB descriptors, row i describing keypoint i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_MIN_HOMOGRAPHY_MATCHES = 4
+"""A homography has 8 degrees of freedom: four correspondences are the least that determine it."""
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """ORB keypoints and descriptors of one image, in the (downscaled) frame they were extracted in.
+
+    Attributes:
+        keypoints: (N, 2) float32 pixel coordinates (x, y) in the ``width`` × ``height`` frame.
+        descriptors: (N, 32) uint8 binary ORB descriptors, row i for keypoint i.
+        width: width in pixels of the frame the keypoints are in (after the extractor's downscale).
+        height: height in pixels of that frame.
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        kp, desc = self.keypoints, self.descriptors
+        if not isinstance(kp, np.ndarray) or kp.dtype != np.float32 or kp.ndim != 2 or kp.shape[1] != 2:
+            raise ValueError(f"keypoints must be an (N, 2) float32 array, got {_describe(kp)}")
+        if not isinstance(desc, np.ndarray) or desc.dtype != np.uint8 or desc.ndim != 2 or desc.shape[1] != 32:
+            raise ValueError(f"descriptors must be an (N, 32) uint8 array, got {_describe(desc)}")
+        if kp.shape[0] != desc.shape[0]:
+            raise ValueError(f"{kp.shape[0]} keypoints but {desc.shape[0]} descriptors: counts must be equal")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not np.isfinite(kp).all():
+            raise ValueError("keypoints must be finite")
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @classmethod
+    def empty(cls, width: int, height: int) -> FeatureSet:
+        """A feature set with no keypoints (a blank or featureless image) in a ``width`` × ``height`` frame."""
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), width, height)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape} dtype {value.dtype}"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    """Extraction and verification settings; defaults chosen on museum photos by ``bench/geometric_separation.py``.
+
+    Attributes:
+        max_side: longest image side in pixels after downscaling, before extraction (never upscaled).
+        n_features: most ORB keypoints kept per query image.
+        reference_features: most ORB keypoints kept per reference image. A reference is a tight crop of the
+            painting, so fewer keypoints cover it as densely as ``n_features`` cover a photo of a wall; matching
+            cost grows with the product of the two counts.
+        clahe: equalise local contrast (CLAHE) before detection; helps dark, low-contrast paintings.
+        ratio: Lowe's ratio; a match is kept when its Hamming distance is below ``ratio`` × the second best's.
+        ransac_reproj_threshold: largest reprojection error in pixels (downscaled frame) of an inlier.
+        max_iters: MAGSAC++ iteration cap; bounds the latency of non-matching pairs.
+        confidence: MAGSAC++ stopping confidence (0..1).
+        min_inliers: inliers needed to call a pair verified.
+        min_scale: smallest local linear scale, query pixels per reference pixel, of a plausible homography.
+        max_scale: largest such scale.
+        max_anisotropy: largest ratio of the local stretch along two axes (aspect change and shear).
+        max_perspective: largest ratio between the projective denominators at the reference's corners, i.e.
+            how much foreshortening varies across the painting.
+    """
+
+    max_side: int = 640
+    n_features: int = 2000
+    reference_features: int = 500
+    clahe: bool = False
+    ratio: float = 0.8
+    ransac_reproj_threshold: float = 4.0
+    max_iters: int = 2000
+    confidence: float = 0.995
+    min_inliers: int = 12
+    min_scale: float = 0.05
+    max_scale: float = 8.0
+    max_anisotropy: float = 4.0
+    max_perspective: float = 4.0
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Outcome of verifying one reference against a query.
+
+    Attributes:
+        verified: True when a plausible homography has at least ``min_inliers`` inliers.
+        inliers: matches consistent with the estimated homography.
+        good_matches: matches passing the ratio test.
+        inlier_ratio: ``inliers / good_matches``, 0 when there are no good matches.
+        spread: fraction (0..1) of the reference's area covered by the convex hull of its inlier keypoints.
+        homography: 3x3 float64 mapping reference pixel coordinates to query pixel coordinates, or None.
+        query_box: ``(x0, y0, x1, y1)`` bounding box of the projected reference outline in the query, as
+            fractions of the query's width and height clipped to 0..1, or None.
+        reason: None when verified, else ``too_few_matches``, ``no_homography``, ``degenerate_homography`` or
+            ``too_few_inliers``.
+    """
+
+    verified: bool
+    inliers: int
+    good_matches: int
+    inlier_ratio: float
+    spread: float
+    homography: np.ndarray | None
+    query_box: tuple[float, float, float, float] | None
+    reason: str | None
+
+
+def extract_features(
+    image: np.ndarray, params: VerifyParams = VerifyParams(), *, reference: bool = False
+) -> FeatureSet:
+    """Detect ORB keypoints of an RGB image after downscaling its longest side to ``params.max_side``.
+
+    Downscaling bounds the cost and makes query and reference resolutions comparable.
+
+    Args:
+        image: (H, W, 3) uint8 RGB pixels; (H, W) uint8 grey is accepted too.
+        params: extraction settings.
+        reference: the image is a collection reference: keep ``params.reference_features`` keypoints instead of
+            ``params.n_features``.
+
+    Returns:
+        The features, with keypoints in the downscaled frame. An image without corners gives an empty set.
+
+    Raises:
+        ValueError: the image breaks the array contract.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"image must be a uint8 array, got {_describe(image)}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or 0 in image.shape:
+        raise ValueError(f"image must be (H, W, 3) RGB or (H, W) grey and non-empty, got shape {image.shape}")
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    height, width = grey.shape
+    scale = min(1.0, params.max_side / max(height, width))
+    if scale < 1.0:
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
+    if params.clahe:
+        grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
+    limit = params.reference_features if reference else params.n_features
+    orb = cv2.ORB.create(nfeatures=limit)
+    keypoints, descriptors = orb.detectAndCompute(grey, None)
+    if descriptors is None or not keypoints:
+        return FeatureSet.empty(width, height)
+    # ORB's per-level quotas can overshoot nfeatures slightly; keep the strongest so the cap is exact.
+    keep = np.argsort([-kp.response for kp in keypoints], kind="stable")[:limit]
+    points = np.array([keypoints[i].pt for i in keep], dtype=np.float32).reshape(-1, 2)
+    return FeatureSet(points, np.ascontiguousarray(descriptors[keep], dtype=np.uint8), width, height)
+
+
+def match_descriptors(query: FeatureSet, reference: FeatureSet, ratio: float) -> np.ndarray:
+    """Match each query descriptor to its nearest reference descriptor, keeping those passing Lowe's ratio test.
+
+    A match is kept when its Hamming distance is strictly below ``ratio`` times the distance of the second-nearest
+    reference descriptor. With fewer than two reference descriptors there is no second neighbour to compare with, so
+    nothing is kept: an unambiguous match cannot be told from a chance one.
+
+    Returns:
+        (M, 2) int64 array of ``(query_index, reference_index)`` rows, in query order.
+    """
+    if len(query) == 0 or len(reference) < 2:
+        return np.zeros((0, 2), np.int64)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=False)
+    pairs = matcher.knnMatch(query.descriptors, reference.descriptors, k=2)
+    kept = [(m[0].queryIdx, m[0].trainIdx) for m in pairs if len(m) == 2 and m[0].distance < ratio * m[1].distance]
+    return np.array(kept, dtype=np.int64).reshape(-1, 2)
+
+
+def verify_pair(query: FeatureSet, reference: FeatureSet, params: VerifyParams = VerifyParams()) -> PairResult:
+    """Verify that the reference appears in the query: ratio-test matches, a MAGSAC++ homography, sanity checks.
+
+    Degenerate input (no keypoints, fewer than four matches, no estimable homography) gives a not-verified result
+    with a ``reason``, never an exception.
+    """
+    matches = match_descriptors(query, reference, params.ratio)
+    good = len(matches)
+    if good < _MIN_HOMOGRAPHY_MATCHES:
+        return _rejected(good, "too_few_matches")
+    ref_pts = reference.keypoints[matches[:, 1]]
+    query_pts = query.keypoints[matches[:, 0]]
+    homography, mask = cv2.findHomography(
+        ref_pts,
+        query_pts,
+        cv2.USAC_MAGSAC,
+        params.ransac_reproj_threshold,
+        maxIters=params.max_iters,
+        confidence=params.confidence,
+    )
+    if homography is None or homography.shape != (3, 3) or mask is None:
+        return _rejected(good, "no_homography")
+    inlier_mask = mask.ravel().astype(bool)
+    inliers = int(inlier_mask.sum())
+    ratio = inliers / good
+    spread = _hull_fraction(ref_pts[inlier_mask], reference.width, reference.height)
+    corners = _project_corners(homography, reference.width, reference.height)
+    if corners is None or not _plausible(homography, reference.width, reference.height, params):
+        return PairResult(False, inliers, good, ratio, spread, None, None, "degenerate_homography")
+    homography = homography.astype(np.float64)
+    box = _query_box(corners, query.width, query.height)
+    if inliers < params.min_inliers:
+        return PairResult(False, inliers, good, ratio, spread, homography, box, "too_few_inliers")
+    return PairResult(True, inliers, good, ratio, spread, homography, box, None)
+
+
+def verify_many(
+    query: FeatureSet,
+    references: Sequence[FeatureSet],
+    params: VerifyParams = VerifyParams(),
+) -> list[PairResult]:
+    """Verify each reference against the same query; results in the order of ``references``."""
+    return [verify_pair(query, reference, params) for reference in references]
+
+
+def _rejected(good: int, reason: str) -> PairResult:
+    return PairResult(False, 0, good, 0.0, 0.0, None, None, reason)
+
+
+def _corners(width: int, height: int) -> np.ndarray:
+    return np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+
+
+def _project_corners(homography: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """The reference's outline mapped into the query, or None when a corner goes to infinity."""
+    if not np.isfinite(homography).all():
+        return None
+    ones = np.ones((4, 1))
+    projected = np.hstack([_corners(width, height), ones]) @ homography.T
+    denominators = projected[:, 2]
+    if np.any(np.abs(denominators) < 1e-12):
+        return None
+    corners = projected[:, :2] / denominators[:, None]
+    return corners if np.isfinite(corners).all() else None
+
+
+def _plausible(homography: np.ndarray, width: int, height: int, params: VerifyParams) -> bool:
+    """Whether the homography could be a camera looking at the flat reference.
+
+    The projective denominator w(x, y) = h31 x + h32 y + h33 is linear, so if it is positive at the four corners
+    the whole rectangle stays on one side of the horizon: its image is a convex, non-self-intersecting
+    quadrilateral. The local Jacobian J at a point has det J = det H / w³; its singular values give the local
+    scale and stretch, and a negative determinant is a mirror image, which a photo of a painting never is.
+    """
+    h = homography / np.linalg.norm(homography)
+    points = np.vstack([_corners(width, height), [[width / 2, height / 2]]])
+    w = points @ h[2, :2] + h[2, 2]
+    if np.all(w < 0):
+        h, w = -h, -w
+    if np.any(w <= 0) or np.linalg.det(h) <= 0 or w.max() / w.min() > params.max_perspective:
+        return False
+    for (x, y), wi in zip(points, w, strict=True):
+        u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / wi
+        v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / wi
+        jacobian = (h[:2, :2] - np.outer([u, v], h[2, :2])) / wi
+        stretch = np.linalg.svd(jacobian, compute_uv=False)
+        if stretch[1] <= 0 or stretch[0] / stretch[1] > params.max_anisotropy:
+            return False
+        if not params.min_scale <= float(np.sqrt(stretch[0] * stretch[1])) <= params.max_scale:
+            return False
+    outline = cv2.perspectiveTransform(_corners(width, height).reshape(-1, 1, 2), h).astype(np.float32)
+    return bool(cv2.isContourConvex(outline))
+
+
+def _hull_fraction(points: np.ndarray, width: int, height: int) -> float:
+    """Area of the convex hull of ``points`` as a fraction of the ``width`` × ``height`` frame."""
+    if len(points) < 3:
+        return 0.0
+    hull = cv2.convexHull(points.astype(np.float32).reshape(-1, 1, 2))
+    return float(min(1.0, cv2.contourArea(hull) / (width * height)))
+
+
+def _query_box(corners: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    """Bounding box of the projected outline, in fractions of the query frame clipped to 0..1."""
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    box = np.clip([x0 / width, y0 / height, x1 / width, y1 / height], 0.0, 1.0)
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
