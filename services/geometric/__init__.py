@@ -1,0 +1,1 @@
+"""Geometric verification service: ORB features, ratio-test matching and MAGSAC++ homographies."""
