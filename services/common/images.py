@@ -37,7 +37,8 @@ def decode_base64(text: str, *, field: str = "image") -> bytes:
     """Decode base64 text, with or without a ``data:image/...;base64,`` prefix.
 
     Raises:
-        BadRequest: the text is not valid base64 or decodes to nothing.
+        BadRequest: the text is not valid base64.
+        InvalidImage: it decodes to nothing.
     """
     body = _DATA_URL.sub("", text.strip(), count=1)
     body = "".join(body.split())

@@ -17,7 +17,7 @@ from PIL import Image
 
 from services.common import errors
 from services.common.atomic import atomic_write_bytes
-from services.common.images import encode_base64, resize_max_side, sniff_media_type, to_jpeg
+from services.common.images import decode_image, encode_base64, resize_max_side, sniff_media_type, to_jpeg
 from services.common.schemas import ObjectMetadata
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
 
@@ -27,6 +27,11 @@ OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 REFERENCE_MAX_SIDE = 1024
 """Reference images are sent to the backends at this longest side, the same as queries."""
+
+
+def reference_payload(image: Image.Image) -> str:
+    """A reference image as the backends receive it: downscaled like queries, JPEG, base64."""
+    return encode_base64(to_jpeg(resize_max_side(image, REFERENCE_MAX_SIDE)))
 
 
 def check_object_id(object_id: str) -> str:
@@ -64,6 +69,11 @@ class ImageStore:
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{object_id}{other}").unlink()
         return name
+
+    def read(self, object_id: str) -> bytes | None:
+        """The stored image bytes of ``object_id``, or None."""
+        path = self.find(object_id)
+        return path.read_bytes() if path is not None else None
 
     def delete(self, object_id: str) -> None:
         """Remove every stored image of ``object_id``."""
@@ -105,8 +115,9 @@ class CollectionManager:
                     f"object {object_id!r} already exists; use PUT /objects/{object_id} to replace it",
                     details={"object_id": object_id},
                 )
-            payload = encode_base64(to_jpeg(resize_max_side(image, REFERENCE_MAX_SIDE)))
+            payload = reference_payload(image)
             embedded = await self.embeddings.embed(payload)
+            previous = await asyncio.to_thread(self.images.read, object_id) if existed else None
             file_name = await asyncio.to_thread(self.images.save, object_id, data)
             stored = ObjectMetadata(
                 object_id=object_id,
@@ -122,8 +133,10 @@ class CollectionManager:
                 await self.geometric.put_reference(object_id, payload)
                 await self.search.upsert(embedded.embeddings[0], stored)
             except BaseException:
-                if not existed:
+                if previous is None:
                     await self._forget(object_id)
+                else:
+                    await self._restore(object_id, previous)
                 raise
             return stored, not existed
 
@@ -133,6 +146,15 @@ class CollectionManager:
         async with self._lock:
             await self.search.delete(object_id)
             await self._forget(object_id)
+
+    async def _restore(self, object_id: str, previous: bytes) -> None:
+        """Undo a failed replacement: the previous image and its features come back (the vector never left)."""
+        await asyncio.to_thread(self.images.save, object_id, previous)
+        try:
+            image = await asyncio.to_thread(decode_image, previous)
+            await self.geometric.put_reference(object_id, reference_payload(image))
+        except errors.ServiceError as exc:
+            log.error("could not restore the features of %s after a failed replacement: %s", object_id, exc.message)
 
     async def _forget(self, object_id: str) -> None:
         try:

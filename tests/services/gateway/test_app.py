@@ -459,6 +459,24 @@ def test_put_replaces_an_existing_object_and_creates_a_missing_one(client, backe
     assert mona == [("GET", "/objects/mona"), ("PUT", "/references/mona"), ("PUT", "/objects/mona")]
 
 
+def test_a_failed_replacement_restores_the_previous_image_and_features(client, backends, tmp_path):
+    old = encode(textured(3, (160, 120)))
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "mona.jpg").write_bytes(old)
+    reject_put = error(503, "not_ready")
+    backends.fail["search /objects/mona"] = lambda r: reject_put(r) if r.method == "PUT" else backends._search(r, None)
+
+    response = client.put("/objects/mona", **admin_form(object_id=None, title="Renamed"), headers=KEY)
+
+    assert response.status_code == 503
+    assert (tmp_path / "images" / "mona.jpg").read_bytes() == old
+    puts = [
+        b for (s, m, p), b in zip(backends.calls, backends.bodies, strict=True) if (m, p) == ("PUT", "/references/mona")
+    ]
+    assert len(puts) == 2  # the new features, then the old ones back
+    assert client.get("/objects/mona/image").content == old
+
+
 def test_deleting_makes_the_object_unfindable_before_dropping_its_features_and_image(client, backends, tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "mona.jpg").write_bytes(b"jpeg")
