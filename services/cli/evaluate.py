@@ -132,19 +132,25 @@ def write_evaluation(out: Path, result: dict[str, Any]) -> None:
     (out / "report.md").write_text(report.markdown(result))
 
 
+def _usage_error(args: argparse.Namespace, modes: list[str]) -> str | None:
+    if not modes or set(modes) - set(MODES):
+        return f"--modes takes {', '.join(MODES)}"
+    if args.exclude_fraction and args.url:
+        return "--exclude-fraction builds its own index; leave out --url"
+    return None
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """The ``evaluate`` command."""
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or set(modes) - set(MODES):
-        print(f"error: --modes takes {', '.join(MODES)}", file=sys.stderr)
-        return 2
-    if args.exclude_fraction and args.url:
-        print("error: --exclude-fraction builds its own index; leave out --url", file=sys.stderr)
-        return 2
-    try:
-        dataset, photos, excluded = load_set(args, args.exclude_fraction, args.seed)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    problem = _usage_error(args, modes)
+    if problem is None:
+        try:
+            dataset, photos, excluded = load_set(args, args.exclude_fraction, args.seed)
+        except (FileNotFoundError, ValueError) as exc:
+            problem = str(exc)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     with workdir(args.workdir) as work:
         snapshot = None
@@ -162,6 +168,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "gateway_version": info.get("version"),
         "decision_fitted_on": (info.get("decision") or {}).get("fitted_on"),
         "threshold": threshold,
+        "k": args.k or "the gateway's default",
         "exclude_fraction": args.exclude_fraction,
         "seed": args.seed,
         "photos_made_no_match": sum(p.kind == "excluded" for p in photos),
@@ -173,6 +180,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "answers": {m: [answer_record(p, a) for p, a in zip(photos, answers[m], strict=True)] for m in modes},
     }
     write_evaluation(args.out, result)
+    print_summary(result)
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """One line per mode: the headline rates and the request latency."""
     for mode, r in result["modes"].items():
         rates = r["overall"]["rates"]
         total = r["latency"].get("request_ms", {})
@@ -181,5 +195,3 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{mode}: {line}, complete {report.pct(rates['complete'])}, MRR {rates['mrr'] or 0:.3f}, "
             f"request p50 {total.get('p50', 0):.0f} ms p95 {total.get('p95', 0):.0f} ms"
         )
-    print(f"report: {args.out / 'report.md'}")
-    return 0
