@@ -1,14 +1,19 @@
 """Typed httpx clients for the three backends, mapping transport failures to our error hierarchy.
 
 A backend's 4xx about the client's input (a bad image, say) is re-raised as the same client error, never counted
-as a backend failure; timeouts, refused connections and 5xx become 504/503/502.
+as a backend failure; timeouts, refused connections and 5xx become 504/503/502, and count towards opening the
+backend's circuit breaker, after which calls fail at once with 503 until a probe finds the backend back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
+import time
+from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import httpx
@@ -36,15 +41,100 @@ T = TypeVar("T")
 _CLIENT_ERRORS = {cls.code: cls for cls in errors.ServiceError.__subclasses__() if 400 <= cls.status < 500}
 
 
+class CircuitState(StrEnum):
+    """State of a backend's circuit breaker."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Stops calling a backend that keeps failing, so requests fail fast instead of piling up behind it.
+
+    ``closed``: calls go through; ``failures`` consecutive failed calls open the circuit. ``open``: calls fail at
+    once until ``reset_s`` have passed, then the circuit is ``half_open``: one probe call goes through (others
+    still fail at once); its success closes the circuit, its failure opens it again. Only backend-side failures
+    count; a call answered with a client error (4xx) proves the backend alive. Used from the event loop only.
+    """
+
+    def __init__(
+        self, backend: str, *, failures: int = 5, reset_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.backend = backend
+        self.failures = failures
+        self.reset_s = reset_s
+        self._clock = clock
+        self.state = CircuitState.CLOSED
+        self.consecutive_failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    def before_call(self) -> None:
+        """Let a call through, or raise.
+
+        Raises:
+            BackendUnavailable: the circuit is open, or half-open with its probe in flight.
+        """
+        if self.state is CircuitState.OPEN:
+            remaining = self._opened_at + self.reset_s - self._clock()
+            if remaining > 0:
+                raise self._rejection(remaining)
+            self.state = CircuitState.HALF_OPEN
+        if self.state is CircuitState.HALF_OPEN:
+            if self._probing:
+                raise self._rejection(self.reset_s)
+            self._probing = True
+
+    def succeeded(self) -> None:
+        """The call reached a working backend (success or the client's own error)."""
+        self.state = CircuitState.CLOSED
+        self.consecutive_failures = 0
+        self._probing = False
+
+    def failed(self) -> None:
+        """The call failed on the backend's side."""
+        self.consecutive_failures += 1
+        self._probing = False
+        if self.state is CircuitState.HALF_OPEN or self.consecutive_failures >= self.failures:
+            self.state = CircuitState.OPEN
+            self._opened_at = self._clock()
+
+    def abandoned(self) -> None:
+        """The call was cancelled before it had an outcome; a probe slot it held is free again."""
+        self._probing = False
+
+    def _rejection(self, wait_s: float) -> errors.BackendUnavailable:
+        return errors.BackendUnavailable(
+            f"{self.backend} is unavailable: its circuit is {self.state.value} after "
+            f"{self.consecutive_failures} consecutive failures",
+            details={
+                "backend": self.backend,
+                "circuit": self.state.value,
+                "retry_after_s": max(1, math.ceil(wait_s)),
+            },
+        )
+
+
 class BackendClient:
-    """Base for one backend: JSON in, msgspec-typed JSON out, bounded retries with jitter when idempotent."""
+    """Base for one backend: JSON in, msgspec-typed JSON out, bounded retries with jitter when idempotent, and a
+    circuit breaker."""
 
     name = "backend"
 
-    def __init__(self, base_url: str, *, timeout_s: float, retries: int = 2, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        retries: int = 2,
+        client: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
+        self.breaker = breaker or CircuitBreaker(self.name)
         self._client = client or httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
@@ -58,7 +148,25 @@ class BackendClient:
     async def request(
         self, method: str, path: str, result: type[T], *, body: Any = None, idempotent: bool = False, **params: Any
     ) -> T:
-        """Send one call; retry backend-side failures of idempotent calls; decode the answer into ``result``."""
+        """Send one call through the circuit breaker; retry backend-side failures of idempotent calls; decode the
+        answer into ``result``."""
+        self.breaker.before_call()
+        try:
+            answer = await self._send(method, path, result, body=body, idempotent=idempotent, **params)
+        except errors.ServiceError as exc:
+            if exc.status >= 500:
+                self.breaker.failed()
+                exc.details["circuit"] = self.breaker.state.value
+            else:
+                self.breaker.succeeded()
+            raise
+        except BaseException:
+            self.breaker.abandoned()
+            raise
+        self.breaker.succeeded()
+        return answer
+
+    async def _send(self, method: str, path: str, result: type[T], *, body: Any, idempotent: bool, **params: Any) -> T:
         content = msgspec.json.encode(body) if body is not None else None
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
@@ -82,7 +190,13 @@ class BackendClient:
                 cause = exc
             else:
                 if response.status_code < 400:
-                    return msgspec.json.decode(response.content, type=result)
+                    try:
+                        return msgspec.json.decode(response.content, type=result)
+                    except msgspec.DecodeError as exc:
+                        raise errors.BackendError(
+                            f"{self.name} answered a body that does not fit the contract: {exc}",
+                            details={"backend": self.name, "status": response.status_code},
+                        ) from exc
                 failure = self._error_from(response)
                 if failure.status < 500:
                     raise failure
