@@ -85,7 +85,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from services.cli.stack import LocalStack, StackError
 
     ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
-    stack = LocalStack(args.snapshot or default_snapshot_dir(), ports=ports, host=args.host)
+    stack = LocalStack(args.snapshot or default_snapshot_dir(), ports=ports, host=args.host, throttle=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -33,6 +33,9 @@ class LocalStack:
         host: interface for the gateway; the internal services always listen on loopback.
         env: extra environment for every service (e.g. ``GATEWAY_API_KEY``).
         log_dir: where each service's output goes (``<name>.log``); None inherits this process's stderr.
+        throttle: keep the gateway's per-client rate limit on ``/identify`` (``serve`` does); tools and tests that
+            replay many photos from one address turn it off (``GATEWAY_RATE_LIMIT_PER_MINUTE=0``) unless ``env``
+            sets it.
     """
 
     snapshot: Path
@@ -40,6 +43,7 @@ class LocalStack:
     host: str = "127.0.0.1"
     env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    throttle: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -58,6 +62,8 @@ class LocalStack:
         if name == "gateway":
             for backend in ("embeddings", "search", "geometric"):
                 env[f"GATEWAY_{backend.upper()}_URL"] = self.url(backend)
+            if not self.throttle:
+                env["GATEWAY_RATE_LIMIT_PER_MINUTE"] = "0"
         env.update(self.env)
         return env
 

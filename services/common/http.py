@@ -101,6 +101,7 @@ def build_app(
     max_body_bytes: int,
     state: dict[str, Any] | None = None,
     cors: CORSConfig | None = None,
+    before_send: Sequence[Callable[..., Any]] = (),
     debug: bool = False,
 ) -> Litestar:
     """A Litestar app with our error mapping, body limit and OpenAPI document at ``/schema``."""
@@ -113,6 +114,7 @@ def build_app(
         request_max_body_size=max_body_bytes,
         state=State(state or {}),
         cors_config=cors,
+        before_send=list(before_send),
         openapi_config=OpenAPIConfig(
             title=title,
             version=version,

@@ -22,11 +22,12 @@ from services.common.paths import CALIBRATION_FILE
 from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import redact
 from services.common.version import __version__
-from services.gateway.clients import BackendClient, EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.collection import CollectionManager, ImageStore, check_object_id
 from services.gateway.decision import DecisionParams
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
 from services.gateway.pipeline import IdentifyPipeline
+from services.gateway.security import RateLimiter, add_security_headers, check_cors, client_address, read_secret
 from services.gateway.settings import GatewaySettings
 from services.gateway.web import WEB_ROUTES
 
@@ -58,6 +59,9 @@ async def _upload_bytes(form: dict[str, Any]) -> bytes:
 
 @post("/identify", operation_id="identify", summary="Identify the artworks in a visitor's photo", status_code=200)
 async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyResponse:
+    settings: GatewaySettings = state.settings
+    peer = request.client.host if request.client else None
+    state.limiter.check(client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_hops))
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         form = await _form(request)
@@ -160,7 +164,7 @@ async def _put_object(
 
 
 def _check_admin(request: Request[Any, Any, Any], state: State) -> None:
-    key = state.settings.api_key
+    key = state.api_key
     if key is None:
         raise errors.Forbidden("admin endpoints are disabled: set GATEWAY_API_KEY to enable them")
     given = request.headers.get("x-api-key", "")
@@ -195,16 +199,32 @@ def create_app(
     geometric: GeometricClient | None = None,
     params: DecisionParams | None = None,
 ) -> Litestar:
-    """Build the gateway; the backend clients and decision parameters are the test seams."""
+    """Build the gateway; the backend clients and decision parameters are the test seams.
+
+    Raises:
+        ConfigurationError: CORS settings that would expose visitors, or an unusable admin key file.
+    """
     settings = settings or GatewaySettings()
+    check_cors(settings.cors_origins, settings.cors_allow_credentials)
+    api_key = read_secret(settings.api_key, settings.api_key_file, "GATEWAY_API_KEY")
+
+    def breaker(name: str) -> CircuitBreaker:
+        return CircuitBreaker(name, failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
+
     embeddings_client = embeddings or EmbeddingsClient(
-        settings.embeddings_url, timeout_s=settings.embeddings_timeout_s, retries=settings.retries
+        settings.embeddings_url,
+        timeout_s=settings.embeddings_timeout_s,
+        retries=settings.retries,
+        breaker=breaker("embeddings"),
     )
     search_client = search or SearchClient(
-        settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries
+        settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries, breaker=breaker("search")
     )
     geometric_client = geometric or GeometricClient(
-        settings.geometric_url, timeout_s=settings.geometric_timeout_s, retries=settings.retries
+        settings.geometric_url,
+        timeout_s=settings.geometric_timeout_s,
+        retries=settings.retries,
+        breaker=breaker("geometric"),
     )
     clients: dict[str, BackendClient] = {
         "embeddings": embeddings_client,
@@ -231,7 +251,11 @@ def create_app(
             for client in clients.values():
                 await client.aclose()
 
-    cors = CORSConfig(allow_origins=settings.cors_origins, allow_credentials=False) if settings.cors_origins else None
+    cors = (
+        CORSConfig(allow_origins=settings.cors_origins, allow_credentials=settings.cors_allow_credentials)
+        if settings.cors_origins
+        else None
+    )
     return build_app(
         title="artwork-matcher",
         description="Identify artworks of a museum's collection from visitors' photos.",
@@ -256,6 +280,9 @@ def create_app(
             "pipeline": pipeline,
             "collection": collection,
             "images": images,
+            "api_key": api_key,
+            "limiter": RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         },
         cors=cors,
+        before_send=[add_security_headers],
     )

@@ -31,6 +31,8 @@ class GatewaySettings(ServiceSettings):
     """Reference image folder; None means ``<snapshot_dir>/images``."""
     api_key: SecretStr | None = None
     """Key for the admin endpoints (``X-API-Key``); unset disables them (403)."""
+    api_key_file: Path | None = None
+    """File holding the admin key instead (a mounted secret); read once at start-up, white space trimmed."""
     embeddings_timeout_s: float = Field(default=10.0, gt=0)
     """Timeout of one call to the embeddings service, seconds."""
     search_timeout_s: float = Field(default=3.0, gt=0)
@@ -44,7 +46,20 @@ class GatewaySettings(ServiceSettings):
     default_k: int = Field(default=10, ge=1, le=100)
     """Candidates verified per photo when the request does not say."""
     cors_origins: list[str] = Field(default_factory=list)
-    """Origins allowed by CORS; empty disables CORS."""
+    """Origins allowed by CORS (``scheme://host[:port]``); empty disables CORS."""
+    cors_allow_credentials: bool = False
+    """Let browsers send cookies or auth headers cross-origin; refused together with the origin ``*``."""
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+    """``/identify`` requests a minute per client address (token bucket); 0 turns limiting off."""
+    rate_limit_burst: int = Field(default=30, ge=1)
+    """``/identify`` requests a client may send at once after being idle."""
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    """Proxies in front of the gateway (an ALB: 1) whose ``X-Forwarded-For`` entry names the client; 0: the
+    socket peer is the client."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed calls (5xx, timeout, refused) after which a backend's circuit opens."""
+    breaker_reset_s: float = Field(default=5.0, gt=0)
+    """Seconds an open circuit answers 503 at once before one probe call may try the backend again."""
 
     @property
     def reference_images_dir(self) -> Path:

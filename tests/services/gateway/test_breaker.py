@@ -211,3 +211,9 @@ def test_bad_images_from_clients_never_open_a_circuit(tmp_path):
     assert {r.status_code for r in answers} == {400}
     assert len(backends.service_calls("embeddings")) == 6
 
+
+def test_breakers_follow_the_settings(tmp_path):
+    app = create_app(GatewaySettings(snapshot_dir=tmp_path, breaker_failures=7, breaker_reset_s=2.5))
+    for name in ("embeddings", "search", "geometric"):
+        breaker = app.state.clients[name].breaker
+        assert (breaker.backend, breaker.failures, breaker.reset_s) == (name, 7, 2.5)
