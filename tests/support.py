@@ -9,6 +9,8 @@ from pathlib import Path
 HELD_OUT = "mcv_bbdd_00163"
 """An artwork left out of the built collection, added through the admin API by a test."""
 API_KEY = "integration-test-key"
+SMALL_COLLECTION = 20
+"""Artworks in the small snapshot that fault and data-safety tests each copy and serve with their own stack."""
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from services.cli.build import build_collection
 from services.cli.stack import SERVICES, LocalStack
 from services.embeddings.model import TimmEmbedder
-from tests.support import API_KEY, HELD_OUT, free_port
+from tests.support import API_KEY, HELD_OUT, SMALL_COLLECTION, free_port
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +41,25 @@ def stack(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     with local.running(timeout_s=180):
         yield local
+
+
+@pytest.fixture(scope="session")
+def small_snapshot(museum_dev: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot of the first :data:`SMALL_COLLECTION` mcv artworks, real model: a template to copy, never serve."""
+    source = tmp_path_factory.mktemp("small-collection")
+    for image in sorted((museum_dev / "objects").glob("mcv_bbdd_*.jpg"))[:SMALL_COLLECTION]:
+        (source / image.name).symlink_to(image)
+    target = tmp_path_factory.mktemp("small-snapshot")
+    embedder = TimmEmbedder()
+    embedder.load()
+    report = build_collection(source, target, embedder, catalogue=museum_dev / "objects.csv")
+    assert report.total == SMALL_COLLECTION and not report.problems
+    return target
+
+
+@pytest.fixture(scope="module")
+def own_snapshot(small_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the small snapshot that this module's stack may change freely."""
+    target = tmp_path_factory.mktemp("own-snapshot") / "snapshot"
+    shutil.copytree(small_snapshot, target)
+    return target
