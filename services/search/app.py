@@ -77,7 +77,8 @@ def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
     if len(lengths) != 1:
         raise InvalidFields("all vectors must have the same length", details={"lengths": sorted(lengths)})
     hits = catalog.search(np.asarray(data.vectors, dtype=np.float32), data.k)
-    results = [[SearchHit(h.object_id, h.score, h.rank, catalog.find(h.object_id)) for h in row] for row in hits]
+    # metadata comes with each hit, read with its vector: a concurrent removal cannot leave a hit without it
+    results = [[SearchHit(h.object_id, h.score, h.rank, h.metadata) for h in row] for row in hits]
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed)
 

@@ -32,11 +32,12 @@ class SnapshotError(ValueError):
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result with the metadata stored beside its vector, read under the same lock as the vector."""
 
     object_id: str
     score: float
     rank: int
+    metadata: ObjectMetadata | None = None
 
 
 def check_vectors(vectors: np.ndarray, dimension: int, *, tolerance: float = 1e-3) -> np.ndarray:
@@ -139,7 +140,12 @@ class VectorIndex:
                     for score, label in zip(row_scores, row_labels, strict=True)
                     if label >= 0 and int(label) in self._ids
                 ]
-                results.append([Hit(h.object_id, h.score, rank) for rank, h in enumerate(hits, start=1)])
+                results.append(
+                    [
+                        Hit(h.object_id, h.score, rank, self._metadata.get(h.object_id))
+                        for rank, h in enumerate(hits, start=1)
+                    ]
+                )
             return results
 
     # --- mutations ----------------------------------------------------------------------------------------------

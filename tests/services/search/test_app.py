@@ -207,3 +207,35 @@ def test_a_corrupt_snapshot_on_reload_keeps_the_loaded_state(stocked, tmp_path):
     assert response.status_code >= 500 and set(response.json()) == {"error", "message", "details"}
     assert stocked.get("/objects").json()["total"] == 5
     assert stocked.post("/search", json={"vectors": [unit(1)], "k": 1}).json()["results"][0][0]["object_id"] == "art-1"
+
+
+def test_hits_always_carry_metadata_while_objects_are_removed_and_added_concurrently(tmp_path):
+    import threading
+
+    catalog = Catalog(tmp_path / "search.npz", autosave=False)
+    with TestClient(create_app(settings_for(tmp_path), catalog=catalog)) as client:
+        for i in range(20):
+            put(client, f"art-{i}", unit(i), title=f"Painting {i}")
+        stop = threading.Event()
+
+        def churn() -> None:
+            n = 0
+            while not stop.is_set():
+                object_id = f"art-{n % 20}"
+                catalog.remove(object_id)
+                catalog.upsert(unit(n % 20), ObjectMetadata(object_id=object_id, title=f"Painting {n % 20}"))
+                n += 1
+
+        worker = threading.Thread(target=churn)
+        worker.start()
+        try:
+            hits = []
+            for i in range(150):
+                body = client.post("/search", json={"vectors": [unit(i % 20)], "k": 20}).json()
+                hits.extend(body["results"][0])
+        finally:
+            stop.set()
+            worker.join()
+
+    assert hits
+    assert all(h["metadata"] is not None and h["metadata"]["object_id"] == h["object_id"] for h in hits)
