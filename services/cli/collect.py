@@ -19,6 +19,9 @@ from services.cli.metrics import Answer, LabelledPhoto
 from services.cli.stack import SERVICES, LocalStack
 from services.common.paths import CALIBRATION_FILE
 
+RETRIES_429 = 8
+"""Retries of a request the gateway rate-limited (pauses 0.1 s, 0.2 s, ... at most 5 s each)."""
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -67,7 +70,9 @@ def gateway(url: str | None, snapshot: Path | None, log_dir: Path) -> Iterator[s
         return
     if snapshot is None:
         raise ValueError("a snapshot is needed to start a local stack")
-    stack = LocalStack(snapshot, ports={name: _free_port() for name in SERVICES}, log_dir=log_dir)
+    # the evaluation is the only client: per-client rate limiting would only slow it down
+    env = {"GATEWAY_RATE_LIMIT_PER_MINUTE": "0"}
+    stack = LocalStack(snapshot, ports={name: _free_port() for name in SERVICES}, env=env, log_dir=log_dir)
     print(f"starting the services on {snapshot} (logs in {log_dir})")
     with stack.running(timeout_s=300):
         yield stack.url("gateway")
@@ -105,16 +110,25 @@ def collect(
     answers = []
     with httpx.Client(timeout=120.0) as client:
         for photo in tqdm(photos, desc=desc, unit="photo"):
-            started = time.perf_counter()
-            try:
-                body = identify_file(
-                    client, url, photos_dir / photo.name, threshold=0.0, geometric_verification=geometric, k=k
-                )
-            except (OSError, RuntimeError, ValueError, httpx.HTTPError) as exc:
-                answers.append(Answer(error=f"{type(exc).__name__}: {exc}"))
-                continue
-            answers.append(to_answer(body, (time.perf_counter() - started) * 1000))
+            answers.append(_identify(client, url, photos_dir / photo.name, geometric=geometric, k=k))
     return answers
+
+
+def _identify(client: httpx.Client, url: str, photo: Path, *, geometric: bool, k: int | None) -> Answer:
+    """One photo's answer; a rate-limited request (429) is retried after a growing pause, up to ``RETRIES_429``."""
+    for attempt in range(RETRIES_429 + 1):
+        started = time.perf_counter()
+        try:
+            body = identify_file(client, url, photo, threshold=0.0, geometric_verification=geometric, k=k)
+        except RuntimeError as exc:
+            if str(exc).startswith("429 ") and attempt < RETRIES_429:
+                time.sleep(min(0.1 * 2**attempt, 5.0))
+                continue
+            return Answer(error=f"{type(exc).__name__}: {exc}")
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            return Answer(error=f"{type(exc).__name__}: {exc}")
+        return to_answer(body, (time.perf_counter() - started) * 1000)
+    raise AssertionError("unreachable")
 
 
 def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:

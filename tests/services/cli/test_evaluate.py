@@ -86,7 +86,10 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return cls(url, timeout_s=5.0, client=httpx.AsyncClient(transport=transport, base_url=url))
 
     app = create_app(
-        GatewaySettings(snapshot_dir=tmp_path_factory.mktemp("snapshot")),
+        # a tight per-client limit: the evaluation must wait out 429 answers, not count them as failures
+        GatewaySettings(
+            snapshot_dir=tmp_path_factory.mktemp("snapshot"), rate_limit_per_minute=1200, rate_limit_burst=2
+        ),
         embeddings=client(EmbeddingsClient, "embeddings"),
         search=client(SearchClient, "search"),
         geometric=client(GeometricClient, "geometric"),
@@ -135,6 +138,7 @@ def test_evaluate_reports_the_hand_counted_rates_in_both_modes(evaluated: Path) 
     degraded = result["modes"]["embedding_only"]["overall"]["rates"]
 
     assert result["meta"]["threshold"] == 0.5 and result["meta"]["photos"] == 6
+    assert result["modes"]["full"]["overall"]["counts"]["errors"] == 0
     assert (full["top1"], full["no_match"], full["precision"], full["complete"]) == (0.5, 0.5, 0.5, 1.0)
     assert full["mrr"] == pytest.approx(0.75) and (full["hit@1"], full["hit@3"]) == (0.5, 1.0)
     # embedding only: A 0.88 right, C 0.73 wrong, D 0.82 right, F 0.27 / A 0.02 / B 0.05 not answered
