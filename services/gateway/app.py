@@ -13,11 +13,10 @@ from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State, UploadFile
 from litestar.params import FromQuery, Parameter
-from litestar.response import File
 
 from services.common import errors
 from services.common.http import build_app
-from services.common.images import decode_base64, decode_image
+from services.common.images import decode_base64, decode_image, sniff_media_type
 from services.common.paths import CALIBRATION_FILE
 from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import redact
@@ -141,12 +140,13 @@ async def get_object(object_id: ObjectIdPath, state: State) -> dict[str, Any]:
     summary="One artwork's reference image",
     media_type="image/jpeg",
 )
-async def get_object_image(object_id: ObjectIdPath, state: State) -> File:
-    path = state.images.find(check_object_id(object_id))
-    if path is None:
+async def get_object_image(object_id: ObjectIdPath, state: State) -> Response[bytes]:
+    # Read whole (reference images are small): a file deleted by a concurrent admin call is a clean 404, never a
+    # response whose body stops short.
+    data = await anyio.to_thread.run_sync(state.images.read, check_object_id(object_id))
+    if data is None:
         raise errors.NotFound(f"no image for object {object_id!r}", details={"object_id": object_id})
-    media = {".png": "image/png", ".webp": "image/webp"}.get(path.suffix, "image/jpeg")
-    return File(path, media_type=media, content_disposition_type="inline")
+    return Response(data, media_type=sniff_media_type(data), headers={"Content-Disposition": "inline"})
 
 
 async def _put_object(

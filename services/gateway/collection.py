@@ -71,9 +71,14 @@ class ImageStore:
         return name
 
     def read(self, object_id: str) -> bytes | None:
-        """The stored image bytes of ``object_id``, or None."""
+        """The stored image bytes of ``object_id``, or None (also when it is deleted while being found)."""
         path = self.find(object_id)
-        return path.read_bytes() if path is not None else None
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def delete(self, object_id: str) -> None:
         """Remove every stored image of ``object_id``."""
