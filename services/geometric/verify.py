@@ -68,7 +68,13 @@ def _describe(value: object) -> str:
 
 @dataclass(frozen=True)
 class VerifyParams:
-    """Extraction and verification settings; defaults chosen on museum photos by ``bench/geometric_separation.py``.
+    """Extraction and verification settings.
+
+    Defaults were chosen on museum-dev by ``bench/geometric_separation.py``: 640 px beat 800 and 1024 px, CLAHE
+    and a 3 or 6 px threshold changed nothing, and many query keypoints against few reference keypoints gave the
+    best recall per millisecond of matching. With 2000 × 400 keypoints, 96.8 % of 222 true pairs verify; over all
+    85,314 wrong photo-reference pairs a plausible homography never had more than 12 inliers (2 pairs reached
+    ``min_inliers``); one thread spends about 8 ms extracting a query and 6.3 ms (median) verifying a pair.
 
     Attributes:
         max_side: longest image side in pixels after downscaling, before extraction (never upscaled).
@@ -76,7 +82,7 @@ class VerifyParams:
         reference_features: most ORB keypoints kept per reference image. A reference is a tight crop of the
             painting, so fewer keypoints cover it as densely as ``n_features`` cover a photo of a wall; matching
             cost grows with the product of the two counts.
-        clahe: equalise local contrast (CLAHE) before detection; helps dark, low-contrast paintings.
+        clahe: equalise local contrast (CLAHE) before detection; measured no gain on museum photos.
         ratio: Lowe's ratio; a match is kept when its Hamming distance is below ``ratio`` × the second best's.
         ransac_reproj_threshold: largest reprojection error in pixels (downscaled frame) of an inlier.
         max_iters: MAGSAC++ iteration cap; bounds the latency of non-matching pairs.
@@ -91,7 +97,7 @@ class VerifyParams:
 
     max_side: int = 640
     n_features: int = 2000
-    reference_features: int = 500
+    reference_features: int = 400
     clahe: bool = False
     ratio: float = 0.8
     ransac_reproj_threshold: float = 4.0
