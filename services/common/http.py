@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, Schema
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from services.common.errors import ServiceError
+from services.common.observability import METRICS_CONTENT_TYPE, ObserveMiddleware, ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ ERROR_SCHEMA = Schema(
 )
 
 
+@get("/metrics", operation_id="metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
+def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    metrics: ServiceMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 def build_app(
     *,
     title: str,
@@ -102,17 +109,20 @@ def build_app(
     state: dict[str, Any] | None = None,
     cors: CORSConfig | None = None,
     before_send: Sequence[Callable[..., Any]] = (),
+    metrics: ServiceMetrics | None = None,
     debug: bool = False,
 ) -> Litestar:
-    """A Litestar app with our error mapping, body limit and OpenAPI document at ``/schema``."""
+    """A Litestar app with our error mapping, body limit, OpenAPI document at ``/schema``, request ids, access
+    logs and Prometheus metrics at ``/metrics`` (``metrics``: the service's own, with its extra metrics)."""
     from litestar.datastructures import State
 
-    return Litestar(
-        route_handlers=list(route_handlers),
+    metrics = metrics or ServiceMetrics(title)
+    app = Litestar(
+        route_handlers=[*route_handlers, metrics_endpoint],
         lifespan=list(lifespan),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_bytes,
-        state=State(state or {}),
+        state=State({**(state or {}), "metrics": metrics}),
         cors_config=cors,
         before_send=list(before_send),
         openapi_config=OpenAPIConfig(
@@ -122,4 +132,8 @@ def build_app(
             components=Components(schemas={"ErrorBody": ERROR_SCHEMA}),
         ),
         debug=debug,
+        logging_config=None,  # logging is the process's (services.common.runtime), not reconfigured per app
     )
+    # Outermost, around Litestar's exception handling and CORS: every request is seen, routed or not.
+    app.asgi_handler = ObserveMiddleware(app.asgi_handler, metrics)
+    return app

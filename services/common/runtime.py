@@ -42,11 +42,24 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def configure_logging(level: str, service: str) -> None:
-    """Log lines as ``time level service logger: message`` on stderr."""
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+def configure_logging(level: str, service: str, log_format: str = "json") -> None:
+    """Log to stderr: one JSON object a line (``time``, ``level``, ``service``, ``logger``, ``message``,
+    ``request_id`` and any ``extra`` fields), or ``time level service logger: message`` text for people."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    from services.common.observability import RequestIdFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(levelname)s %(name)s %(message)s",
+                timestamp="time",  # ISO 8601, UTC
+                rename_fields={"levelname": "level", "name": "logger"},
+                static_fields={"service": service},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -12,17 +12,26 @@ from services.common.settings import ServiceSettings
 
 def serve(name: str, settings: ServiceSettings, create_app: Callable[..., Any]) -> None:
     """Run ``create_app(settings)`` under uvicorn on the settings' host and port, one process, one worker."""
+    import sys
+
     import uvicorn
 
-    configure_logging(settings.log_level, name)
+    from services.common.errors import ConfigurationError
+
+    configure_logging(settings.log_level, name, settings.log_format)
     limit_threads(settings.threads)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=None,  # uvicorn's own records go through the JSON handler configured above
+        access_log=False,  # our middleware logs each request once, with its id
         timeout_graceful_shutdown=10,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,8 @@ class ServiceSettings(BaseSettings):
     """TCP port to listen on."""
     log_level: str = "INFO"
     """Python logging level name."""
+    log_format: Literal["json", "text"] = "json"
+    """``json``: one JSON object per line with the request id (for log collectors); ``text``: for people."""
     max_body_bytes: int = Field(default=25_000_000, ge=1024)
     """Largest request body accepted, bytes (413 above)."""
     max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)

@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 from services.common.errors import InvalidFields, NotReady
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image
+from services.common.observability import ServiceMetrics
 from services.common.schemas import EmbedRequest, EmbedResponse, Health, HealthStatus
 from services.common.service import redact
 from services.common.version import __version__
@@ -65,7 +66,10 @@ def embed(data: JSONBody[EmbedRequest], state: State) -> EmbedResponse:
         for i, text in enumerate(texts)
     ]
     pipeline: EmbeddingPipeline = state.pipeline
+    inference_started = time.perf_counter()
     vectors, per_image = pipeline.embed(images, data.regions)
+    state.inference_seconds.observe(time.perf_counter() - inference_started)
+    state.embedded_vectors.inc(int(vectors.shape[0]))
     return EmbedResponse(
         embeddings=vectors.tolist(),
         dimension=int(vectors.shape[1]),
@@ -87,6 +91,10 @@ def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder
     )
     pipeline = EmbeddingPipeline(embedder, max_images=settings.max_images)
     ready = threading.Event()
+    metrics = ServiceMetrics("embeddings")
+    inference = metrics.histogram("embeddings_inference_seconds", "Model time of one /embed request, seconds.")
+    embedded = metrics.counter("embeddings_vectors", "Vectors computed (images times regions).")
+    metrics.gauge("embeddings_model_loaded", "1 once the model is loaded.").set_function(lambda: float(ready.is_set()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -101,5 +109,12 @@ def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder
         route_handlers=[health, info, embed],
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
-        state={"settings": settings, "pipeline": pipeline, "ready": ready},
+        state={
+            "settings": settings,
+            "pipeline": pipeline,
+            "ready": ready,
+            "inference_seconds": inference,
+            "embedded_vectors": embedded,
+        },
+        metrics=metrics,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -17,6 +17,7 @@ from litestar.params import FromQuery, Parameter
 from services.common import errors
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, sniff_media_type
+from services.common.observability import ServiceMetrics
 from services.common.paths import CALIBRATION_FILE
 from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import redact
@@ -60,7 +61,11 @@ async def _upload_bytes(form: dict[str, Any]) -> bytes:
 async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyResponse:
     settings: GatewaySettings = state.settings
     peer = request.client.host if request.client else None
-    state.limiter.check(client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_hops))
+    try:
+        state.limiter.check(client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_hops))
+    except errors.RateLimited:
+        state.rate_limited.inc()
+        raise
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         form = await _form(request)
@@ -75,7 +80,9 @@ async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyRes
         )
     image = await _read_image(state, data)
     pipeline: IdentifyPipeline = state.pipeline
-    return await pipeline.identify(image, options or IdentifyOptions())
+    answer = await pipeline.identify(image, options or IdentifyOptions())
+    state.answers.labels("degraded" if answer.degraded else ("match" if answer.matches else "no_match")).inc()
+    return answer
 
 
 @get("/health", operation_id="health", summary="Health, optionally rolled up over the backends")
@@ -191,6 +198,10 @@ async def delete_object(object_id: ObjectIdPath, request: Request[Any, Any, Any]
     return {"deleted": object_id}
 
 
+def _circuit_reading(client: BackendClient) -> Callable[[], float]:
+    return lambda: float(client.breaker.state != "closed")
+
+
 def create_app(
     settings: GatewaySettings | None = None,
     *,
@@ -242,6 +253,10 @@ def create_app(
         default_k=settings.default_k,
     )
     collection = CollectionManager(embeddings_client, search_client, geometric_client, images)
+    metrics = ServiceMetrics("gateway")
+    circuit = metrics.gauge("gateway_circuit_open", "1 while a backend's circuit is open or half-open.", ["backend"])
+    for name, client in clients.items():
+        circuit.labels(name).set_function(_circuit_reading(client))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -282,7 +297,10 @@ def create_app(
             "images": images,
             "api_key": api_key,
             "limiter": RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            "rate_limited": metrics.counter("gateway_rate_limited", "/identify requests refused with 429."),
+            "answers": metrics.counter("gateway_identify_answers", "/identify answers by outcome.", ["outcome"]),
         },
+        metrics=metrics,
         cors=cors,
         before_send=[add_security_headers],
     )

@@ -20,6 +20,7 @@ import httpx
 import msgspec
 
 from services.common import errors
+from services.common.observability import REQUEST_ID_HEADER, current_request_id
 from services.common.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -168,15 +169,15 @@ class BackendClient:
 
     async def _send(self, method: str, path: str, result: type[T], *, body: Any, idempotent: bool, **params: Any) -> T:
         content = msgspec.json.encode(body) if body is not None else None
+        headers = {"content-type": "application/json"} if content is not None else {}
+        request_id = current_request_id()
+        if request_id is not None:
+            headers[REQUEST_ID_HEADER] = request_id
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
             try:
                 response = await self._client.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params or None,
-                    headers={"content-type": "application/json"} if content is not None else None,
+                    method, path, content=content, params=params or None, headers=headers or None
                 )
             except httpx.TimeoutException as exc:
                 failure: errors.ServiceError = errors.BackendTimeout(

@@ -15,6 +15,7 @@ from litestar.params import Parameter
 from services.common.errors import InvalidFields, NotFound
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, to_array
+from services.common.observability import ServiceMetrics
 from services.common.schemas import (
     ExtractRequest,
     ExtractResponse,
@@ -145,6 +146,10 @@ def create_app(settings: GeometricSettings | None = None, *, references: Referen
     """Build the geometric app; ``references`` replaces the file-backed store in tests."""
     settings = settings or GeometricSettings()
     refs = references or References(settings.features_file, autosave=settings.autosave)
+    metrics = ServiceMetrics("geometric")
+    metrics.gauge("geometric_references", "References with stored features.").set_function(
+        lambda: float(len(refs.store))
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -161,4 +166,5 @@ def create_app(settings: GeometricSettings | None = None, *, references: Referen
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
         state={"settings": settings, "references": refs},
+        metrics=metrics,
     )

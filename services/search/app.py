@@ -15,6 +15,7 @@ from litestar.params import JSONBody, Parameter
 
 from services.common.errors import InvalidFields
 from services.common.http import build_app
+from services.common.observability import ServiceMetrics
 from services.common.schemas import (
     Health,
     HealthStatus,
@@ -161,6 +162,9 @@ def create_app(settings: SearchSettings | None = None, *, catalog: Catalog | Non
         autosave=settings.autosave,
     )
 
+    metrics = ServiceMetrics("search")
+    metrics.gauge("search_index_size", "Objects in the index.").set_function(lambda: float(catalog.size))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(catalog.load)
@@ -186,4 +190,5 @@ def create_app(settings: SearchSettings | None = None, *, catalog: Catalog | Non
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
         state={"settings": settings, "catalog": catalog},
+        metrics=metrics,
     )

@@ -7,6 +7,7 @@ from a healthy stack; the gateway is never restarted.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import time
@@ -175,3 +176,30 @@ def test_embeddings_or_search_killed_is_503_then_recovers_without_a_gateway_rest
 
     assert_fully_verified(eventually(answered, 10 * BREAKER_RESET_S, f"{backend} is back"), object_id)
     assert stack.processes["gateway"].pid == gateway_pid and not stack.dead()
+
+
+def test_one_request_id_is_logged_by_every_service_and_every_service_serves_metrics(
+    stack: LocalStack, client: httpx.Client, query: tuple[str, dict[str, Any]]
+) -> None:
+    _, body = query
+    response = identify(client, stack, body, **{"X-Request-ID": "fault-trace-0001"})
+    assert response.headers["x-request-id"] == "fault-trace-0001"
+    assert stack.log_dir is not None
+    expected_routes = {
+        "gateway": {"/identify"},
+        "embeddings": {"/embed"},
+        "search": {"/search"},
+        "geometric": {"/extract", "/match/batch"},
+    }
+
+    def logged_routes(name: str) -> set[str] | None:
+        lines = (stack.log_dir / f"{name}.log").read_text(errors="replace").splitlines()  # type: ignore[operator]
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        routes = {e["route"] for e in entries if e.get("request_id") == "fault-trace-0001" and "route" in e}
+        return routes if routes >= expected_routes[name] else None
+
+    for name in SERVICES:
+        eventually(lambda n=name: logged_routes(n), 5.0, f"{name} logged the request id")  # type: ignore[misc]
+        metrics = client.get(stack.url(name) + "/metrics")
+        assert metrics.status_code == 200 and "http_requests_total{" in metrics.text
+    assert "search_index_size" in client.get(stack.url("search") + "/metrics").text

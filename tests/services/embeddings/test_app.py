@@ -173,3 +173,14 @@ def test_images_over_the_pixel_limit_are_413(embedder, pictures):
 
     assert response.status_code == 413
     assert response.json()["error"] == "image_too_large"
+
+
+def test_metrics_report_inference_time_and_vectors(client, pictures):
+    client.post("/embed", json={"image": b64(encode(pictures[0])), "regions": [[0, 0, 1, 1], [0, 0, 0.5, 0.5]]})
+
+    text = client.get("/metrics").text
+
+    assert "embeddings_inference_seconds_count 1.0" in text
+    assert "embeddings_vectors_total 2.0" in text
+    assert "embeddings_model_loaded 1.0" in text
+    assert 'http_requests_total{method="POST",route="/embed",status="200"} 1.0' in text

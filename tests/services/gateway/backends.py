@@ -68,6 +68,7 @@ class Backends:
     health: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
 
     def clients(self) -> dict[str, Any]:
         """Gateway clients (no retries) over this object's handlers, as ``create_app`` keyword arguments."""
@@ -94,6 +95,7 @@ class Backends:
         def handle(request: httpx.Request) -> httpx.Response:
             self.calls.append((service, request.method, request.url.path))
             self.bodies.append(json.loads(request.content) if request.content else None)
+            self.headers.append(dict(request.headers))
             failure = self.fail.get(f"{service} {request.url.path}", self.fail.get(service))
             if isinstance(failure, type):
                 raise failure("scripted transport failure", request=request)

@@ -520,3 +520,34 @@ def test_an_admin_upload_that_is_not_an_image_is_400_before_any_backend_call(cli
     response = client.post("/objects", **admin_form(image=b"not an image at all"), headers=KEY)
 
     assert response.status_code == 400 and backends.calls == []
+
+
+# --- observability ----------------------------------------------------------------------------------------------
+
+
+def test_the_request_id_reaches_every_backend_and_comes_back(client, backends, photo):
+    response = client.post("/identify", json={"image": b64(photo)}, headers={"X-Request-ID": "visitor-photo-1"})
+
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "visitor-photo-1"
+    services = {s for s, _, _ in backends.calls}
+    assert services == {"embeddings", "search", "geometric"}
+    assert {h.get("x-request-id") for h in backends.headers} == {"visitor-photo-1"}
+
+
+def test_a_generated_request_id_is_the_one_the_backends_saw(client, backends, photo):
+    response = client.post("/identify", json={"image": b64(photo)})
+
+    assert {h.get("x-request-id") for h in backends.headers} == {response.headers["x-request-id"]}
+
+
+def test_gateway_metrics_report_answers_circuits_and_refusals(backends, tmp_path, photo):
+    with gateway(backends, tmp_path, rate_limit_per_minute=1, rate_limit_burst=1) as client:
+        client.post("/identify", json={"image": b64(photo)})
+        client.post("/identify", json={"image": b64(photo)})
+        text = client.get("/metrics").text
+
+    assert 'gateway_identify_answers_total{outcome="match"} 1.0' in text
+    assert "gateway_rate_limited_total 1.0" in text
+    assert 'gateway_circuit_open{backend="embeddings"} 0.0' in text
+    assert 'http_requests_total{method="POST",route="/identify",status="429"} 1.0' in text

@@ -238,4 +238,5 @@ def test_admin_key_from_a_file_guards_admin_endpoints_and_is_never_logged_or_sho
     assert right.status_code == 200
     assert added.status_code == 201
     assert KEY not in info and str(key_file) in info
+    assert any(r.name == "services.access" for r in caplog.records), "the requests were logged"
     assert KEY not in caplog.text and KEY[:-1] not in caplog.text

@@ -249,3 +249,10 @@ def test_reference_ids_outside_the_id_alphabet_are_refused(client, tmp_path, ref
 
     assert response.status_code in (400, 404, 422), response.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metrics_report_the_stored_references(client, reference_a, reference_b):
+    client.put("/references/a", json={"image": reference_a})
+    client.put("/references/b", json={"image": reference_b})
+
+    assert "geometric_references 2.0" in client.get("/metrics").text

@@ -239,3 +239,12 @@ def test_hits_always_carry_metadata_while_objects_are_removed_and_added_concurre
 
     assert hits
     assert all(h["metadata"] is not None and h["metadata"]["object_id"] == h["object_id"] for h in hits)
+
+
+def test_metrics_report_the_index_size(stocked):
+    stocked.delete("/objects/art-0")
+
+    text = stocked.get("/metrics").text
+
+    assert "search_index_size 4.0" in text
+    assert 'http_requests_total{method="PUT",route="/objects/{object_id}",status="200"} 5.0' in text
