@@ -11,7 +11,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, Schema
+from litestar.openapi.spec import Schema
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from services.common.errors import ServiceError
@@ -98,6 +98,46 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def _is_framework_error(response: dict[str, Any]) -> bool:
+    """Litestar documents validation failures in its own body shape; ours is ``ErrorBody``."""
+    for media in (response.get("content") or {}).values():
+        properties = (media.get("schema") or {}).get("properties") or {}
+        if {"status_code", "detail"} <= set(properties):
+            return True
+    return False
+
+
+def document_errors(schema: dict[str, Any], extra_schemas: dict[str, Any] | None = None) -> None:
+    """Put our error shape into an OpenAPI document: ``ErrorBody`` (and ``extra_schemas``) among the components,
+    every framework-shaped error response replaced by it, and a ``default`` response of it on every operation.
+
+    Litestar rebuilds ``components.schemas`` from the route handlers, dropping those given to ``OpenAPIConfig``,
+    so this runs on the generated document.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorBody"] = ERROR_SCHEMA.to_schema()
+    components.update(extra_schemas or {})
+    for path_item in (schema.get("paths") or {}).values():
+        for method, operation in path_item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, response in list(responses.items()):
+                if _is_framework_error(response):
+                    responses[status] = _error_response(response.get("description") or "Invalid request")
+            responses["default"] = _error_response("Any error, in the one error shape of every service")
+
+
 def build_app(
     *,
     title: str,
@@ -110,16 +150,26 @@ def build_app(
     cors: CORSConfig | None = None,
     before_send: Sequence[Callable[..., Any]] = (),
     metrics: ServiceMetrics | None = None,
+    openapi_schemas: dict[str, Any] | None = None,
     debug: bool = False,
 ) -> Litestar:
     """A Litestar app with our error mapping, body limit, OpenAPI document at ``/schema``, request ids, access
-    logs and Prometheus metrics at ``/metrics`` (``metrics``: the service's own, with its extra metrics)."""
+    logs and Prometheus metrics at ``/metrics`` (``metrics``: the service's own, with its extra metrics).
+
+    ``openapi_schemas``: JSON schemas added to the document's components (for bodies a handler parses itself).
+    """
     from litestar.datastructures import State
 
     metrics = metrics or ServiceMetrics(title)
+
+    def finish_openapi(app: Litestar) -> None:
+        # the cached dict every schema route renders (the plugin's class is private, so looked up by name)
+        document_errors(app.plugins.get("OpenAPIPlugin").provide_openapi_schema(), openapi_schemas)
+
     app = Litestar(
         route_handlers=[*route_handlers, metrics_endpoint],
         lifespan=list(lifespan),
+        on_startup=[finish_openapi],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_bytes,
         state=State({**(state or {}), "metrics": metrics}),
@@ -129,7 +179,6 @@ def build_app(
             title=title,
             version=version,
             description=description,
-            components=Components(schemas={"ErrorBody": ERROR_SCHEMA}),
         ),
         debug=debug,
         logging_config=None,  # logging is the process's (services.common.runtime), not reconfigured per app

@@ -12,6 +12,7 @@ import anyio
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State, UploadFile
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, Parameter
 
 from services.common import errors
@@ -26,6 +27,12 @@ from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsCl
 from services.gateway.collection import CollectionManager, ImageStore, check_object_id
 from services.gateway.decision import DecisionParams
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
+from services.gateway.openapi import (
+    AddObjectOperation,
+    IdentifyOperation,
+    ReplaceObjectOperation,
+    identify_schemas,
+)
 from services.gateway.pipeline import IdentifyPipeline
 from services.gateway.security import RateLimiter, add_security_headers, check_cors, client_address, read_secret
 from services.gateway.settings import GatewaySettings
@@ -41,9 +48,17 @@ async def _read_image(state: State, data: bytes) -> Any:
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
-        return dict(await request.form())
+        items = list((await request.form()).multi_items())
     except Exception as exc:  # the multipart parser raises several types on malformed bodies
         raise errors.BadRequest(f"the multipart body is malformed: {exc}") from exc
+    form = dict(items)
+    keys = [str(key) for key, _ in items]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise errors.InvalidFields(
+            f"form fields given more than once: {', '.join(repeated)}", details={"fields": repeated}
+        )
+    return form
 
 
 async def _upload_bytes(form: dict[str, Any]) -> bytes:
@@ -57,7 +72,13 @@ async def _upload_bytes(form: dict[str, Any]) -> bytes:
     raise errors.InvalidFields("'image' must be a file", details={"field": "image"})
 
 
-@post("/identify", operation_id="identify", summary="Identify the artworks in a visitor's photo", status_code=200)
+@post(
+    "/identify",
+    operation_id="identify",
+    summary="Identify the artworks in a visitor's photo",
+    status_code=200,
+    operation_class=IdentifyOperation,
+)
 async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyResponse:
     settings: GatewaySettings = state.settings
     peer = request.client.host if request.client else None
@@ -179,12 +200,23 @@ def _check_admin(request: Request[Any, Any, Any], state: State) -> None:
         raise errors.Unauthorized("a valid X-API-Key header is required")
 
 
-@post("/objects", operation_id="addObject", summary="Add an artwork (multipart: image file + catalogue fields)")
+@post(
+    "/objects",
+    operation_id="addObject",
+    summary="Add an artwork (multipart: image file + catalogue fields)",
+    operation_class=AddObjectOperation,
+)
 async def add_object(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
     return await _put_object(request, state, None, must_be_new=True)
 
 
-@put("/objects/{object_id:str}", operation_id="replaceObject", summary="Add or replace an artwork")
+@put(
+    "/objects/{object_id:str}",
+    operation_id="replaceObject",
+    summary="Add or replace an artwork",
+    operation_class=ReplaceObjectOperation,
+    responses={201: ResponseSpec(data_container=dict[str, Any], description="The artwork was added")},
+)
 async def replace_object(
     object_id: ObjectIdPath, request: Request[Any, Any, Any], state: State
 ) -> Response[dict[str, Any]]:
@@ -258,12 +290,15 @@ def create_app(
     for name, client in clients.items():
         circuit.labels(name).set_function(_circuit_reading(client))
 
+    made = (embeddings_client, search_client, geometric_client)
+    owned = [client for client, given in zip(made, (embeddings, search, geometric), strict=True) if given is None]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            for client in clients.values():
+            for client in owned:  # clients passed in belong to the caller
                 await client.aclose()
 
     cors = (
@@ -303,4 +338,5 @@ def create_app(
         metrics=metrics,
         cors=cors,
         before_send=[add_security_headers],
+        openapi_schemas=identify_schemas(),
     )

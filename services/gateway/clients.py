@@ -136,14 +136,18 @@ class BackendClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.breaker = breaker or CircuitBreaker(self.name)
-        self._client = client or httpx.AsyncClient(
+        self._owns_client = client is None
+        self._client = client or self._new_client()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 2.0)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; a pool this client made is opened again by the next call."""
         await self._client.aclose()
 
     async def request(
@@ -174,6 +178,8 @@ class BackendClient:
         if request_id is not None:
             headers[REQUEST_ID_HEADER] = request_id
         attempts = 1 + (self.retries if idempotent else 0)
+        if self._owns_client and self._client.is_closed:  # the app's lifespan ran again after a shutdown
+            self._client = self._new_client()
         for attempt in range(attempts):
             try:
                 response = await self._client.request(

@@ -148,3 +148,13 @@ def test_valid_requests_are_untouched(client):
 
     assert response.status_code == 201
     assert response.json() == {"name": "a", "count": 1}
+
+
+def test_openapi_documents_errors_in_our_shape(client):
+    document = client.get("/schema/openapi.json").json()
+
+    assert document["components"]["schemas"]["ErrorBody"]["required"] == ["error", "message", "details"]
+    operation = document["paths"]["/items"]["post"]
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    assert operation["responses"]["default"]["content"]["application/json"]["schema"] == error_ref
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"] == error_ref

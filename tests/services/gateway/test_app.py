@@ -551,3 +551,13 @@ def test_gateway_metrics_report_answers_circuits_and_refusals(backends, tmp_path
     assert "gateway_rate_limited_total 1.0" in text
     assert 'gateway_circuit_open{backend="embeddings"} 0.0' in text
     assert 'http_requests_total{method="POST",route="/identify",status="429"} 1.0' in text
+
+
+def test_openapi_documents_both_identify_bodies(client):
+    document = client.get("/schema/openapi.json").json()
+
+    body = document["paths"]["/identify"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/IdentifyRequest"}
+    assert body["multipart/form-data"]["schema"]["required"] == ["image"]
+    assert document["components"]["schemas"]["IdentifyOptions"]["additionalProperties"] is False
+    assert "multipart/form-data" in document["paths"]["/objects"]["post"]["requestBody"]["content"]

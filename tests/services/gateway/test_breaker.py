@@ -217,3 +217,16 @@ def test_breakers_follow_the_settings(tmp_path):
     for name in ("embeddings", "search", "geometric"):
         breaker = app.state.clients[name].breaker
         assert (breaker.backend, breaker.failures, breaker.reset_s) == (name, 7, 2.5)
+
+
+def test_a_gateway_started_again_after_a_shutdown_reopens_its_own_connections(tmp_path):
+    from tests.support import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    settings = GatewaySettings(snapshot_dir=tmp_path, embeddings_url=nowhere, search_url=nowhere, geometric_url=nowhere)
+    app = create_app(settings)
+    for _ in range(2):
+        with TestClient(app) as client:
+            health = client.get("/health", params={"check_backends": "true"})
+        assert health.status_code == 503
+        assert "unreachable" in health.json()["checks"]["embeddings"]

@@ -240,3 +240,15 @@ def test_admin_key_from_a_file_guards_admin_endpoints_and_is_never_logged_or_sho
     assert KEY not in info and str(key_file) in info
     assert any(r.name == "services.access" for r in caplog.records), "the requests were logged"
     assert KEY not in caplog.text and KEY[:-1] not in caplog.text
+
+
+def test_repeated_form_fields_are_refused(tmp_path, photo):
+    with gateway(tmp_path, api_key=KEY) as client:
+        response = client.post(
+            "/objects",
+            files=[("image", ("a.jpg", photo, "image/jpeg"))],
+            data={"object_id": "x1", "title": ["one", "two"]},
+            headers={"X-API-Key": KEY},
+        )
+    assert response.status_code == 422
+    assert response.json()["details"]["fields"] == ["title"]

@@ -1,0 +1,103 @@
+"""OpenAPI documentation of the ``/identify`` body, which the handler parses itself (JSON or multipart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+
+from services.common.schemas import K_MAX, IdentifyRequest
+from services.gateway.collection import OBJECT_ID
+from services.gateway.inputs import CATALOGUE_FIELDS
+
+
+def identify_schemas() -> dict[str, Any]:
+    """JSON schemas of ``IdentifyRequest`` and ``IdentifyOptions`` for the document's components."""
+    _, components = msgspec.json.schema_components([IdentifyRequest], ref_template="#/components/schemas/{name}")
+    return components
+
+
+_FLAG = r"^\s*(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff])?\s*$"
+"""Form flags are text: true/false, 1/0, yes/no or on/off, any case; empty means the default."""
+
+
+def _flag() -> Schema:
+    return Schema(type=OpenAPIType.STRING, pattern=_FLAG, description="true/false, 1/0, yes/no or on/off")
+
+
+def _form_schema() -> Schema:
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["image"],
+        properties={
+            "image": Schema(
+                type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The photo: JPEG, PNG or WebP"
+            ),
+            "k": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=K_MAX),
+            "threshold": Schema(type=OpenAPIType.NUMBER, minimum=0.0, maximum=1.0),
+            "geometric_verification": _flag(),
+            "include_alternatives": _flag(),
+        },
+    )
+
+
+@dataclass
+class IdentifyOperation(Operation):
+    """The ``/identify`` operation with both body forms documented."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="A photo as base64 JSON (a data-URL prefix is allowed) or as a multipart file field.",
+            content={
+                "application/json": OpenAPIMediaType(schema=Reference("#/components/schemas/IdentifyRequest")),
+                "multipart/form-data": OpenAPIMediaType(schema=_form_schema()),
+            },
+        )
+
+
+def _catalogue_form(*, with_id: bool) -> Schema:
+    text = Schema(type=OpenAPIType.STRING, max_length=2000)
+    properties: dict[str, Any] = {
+        "image": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The reference image"),
+        **{field: text for field in CATALOGUE_FIELDS},
+    }
+    if with_id:
+        properties["object_id"] = Schema(type=OpenAPIType.STRING, pattern=OBJECT_ID.pattern)
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["image", "object_id"] if with_id else ["image"],
+        properties=properties,
+        additional_properties=text,
+        description="Other text fields are kept as the artwork's extra catalogue fields.",
+    )
+
+
+@dataclass
+class AddObjectOperation(Operation):
+    """``POST /objects``: multipart image, object id and catalogue fields."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=_catalogue_form(with_id=True))}
+        )
+
+
+@dataclass
+class ReplaceObjectOperation(Operation):
+    """``PUT /objects/{object_id}``: multipart image and catalogue fields."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=_catalogue_form(with_id=False))}
+        )
