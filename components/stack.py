@@ -41,6 +41,8 @@ def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi
         for backend in ("embeddings", "search", "geometric"):
             env[f"GATEWAY_{backend.upper()}_URL"] = f"http://{backend}.{namespace}:{SERVICE_PORTS[backend]}"
         env["GATEWAY_IMAGES_DIR"] = f"{SNAPSHOT_DIR}/images"
+        # behind the ALB: rate-limit the visitor's address the ALB appends to X-Forwarded-For, not the ALB's own
+        env["GATEWAY_TRUSTED_PROXY_HOPS"] = "1"
     if name == "embeddings":
         env["EMBEDDINGS_DEVICE"] = "cuda" if cfg.embeddings_on_gpu else "cpu"
     if name == "search":

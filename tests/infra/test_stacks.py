@@ -224,6 +224,7 @@ def test_gateway_gets_backend_urls_by_service_discovery_and_the_api_key_as_a_sec
     assert env["GATEWAY_SEARCH_URL"] == f"http://search.{namespace}:8002"
     assert env["GATEWAY_GEOMETRIC_URL"] == f"http://geometric.{namespace}:8003"
     assert "GATEWAY_API_KEY" not in env
+    assert env["GATEWAY_TRUSTED_PROXY_HOPS"] == "1", "rate limits key on the visitor behind the ALB, not the ALB"
     assert [s["name"] for s in container["secrets"]] == ["GATEWAY_API_KEY"]
     assert container["secrets"][0]["valueFrom"].startswith("arn:aws:secretsmanager:")
 
