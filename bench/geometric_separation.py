@@ -28,6 +28,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -197,9 +198,9 @@ def dump(path: Path, results) -> None:
             )
 
 
-def parse_variant(text: str) -> dict[str, object]:
+def parse_variant(text: str) -> dict[str, Any]:
     fields = {f.name: f.type for f in dataclasses.fields(VerifyParams)}
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=")
         kind = fields[key]

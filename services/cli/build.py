@@ -112,7 +112,7 @@ def build_collection(
             index = VectorIndex(int(vectors.shape[1]), model=embedder.name)
         for (entry, image), vector in zip(decoded, vectors, strict=True):
             item, sha, meta = entry
-            store.put(item.object_id, extract_features(to_array(image), params))
+            store.put(item.object_id, extract_features(to_array(image), params, reference=True))
             file_name = f"{item.object_id}{item.path.suffix.lower()}"
             shutil.copyfile(item.path, images_dir / file_name)
             _remove_image_copies(images_dir, item.object_id, keep=file_name)

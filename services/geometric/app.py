@@ -10,7 +10,7 @@ from typing import Annotated
 import anyio
 from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from services.common.errors import InvalidFields, NotFound
 from services.common.http import build_app
@@ -39,10 +39,10 @@ from services.geometric.wire import features_from_wire, features_to_wire, result
 ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
-def _extract(state: State, image_b64: str) -> FeatureSet:
+def _extract(state: State, image_b64: str, *, reference: bool = False) -> FeatureSet:
     settings: GeometricSettings = state.settings
     image = decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels)
-    return extract_features(to_array(image), state.references.params)
+    return extract_features(to_array(image), state.references.params, reference=reference)
 
 
 def _query(state: State, query: Features | None, image: str | None) -> FeatureSet:
@@ -71,7 +71,7 @@ def info(state: State) -> dict[str, object]:
 
 
 @post("/extract", operation_id="extract", summary="ORB features of an image", status_code=200, sync_to_thread=True)
-def extract(data: ExtractRequest, state: State) -> ExtractResponse:
+def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     started = time.perf_counter()
     features = _extract(state, data.image)
     return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000)
@@ -84,7 +84,7 @@ def extract(data: ExtractRequest, state: State) -> ExtractResponse:
     status_code=200,
     sync_to_thread=True,
 )
-def match(data: MatchRequest, state: State) -> MatchResult:
+def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
     query = _query(state, data.query, data.image)
     [(object_id, result)] = state.references.verify(query, [data.reference_id])
     return result_to_wire(object_id, result)
@@ -97,7 +97,7 @@ def match(data: MatchRequest, state: State) -> MatchResult:
     status_code=200,
     sync_to_thread=True,
 )
-def match_batch(data: MatchBatchRequest, state: State) -> MatchBatchResponse:
+def match_batch(data: JSONBody[MatchBatchRequest], state: State) -> MatchBatchResponse:
     started = time.perf_counter()
     query = _query(state, data.query, data.image)
     results = [result_to_wire(i, r) for i, r in state.references.verify(query, list(data.reference_ids))]
@@ -123,8 +123,8 @@ def get_reference(object_id: ObjectIdPath, state: State) -> ReferenceInfo:
     summary="Extract and store a reference's features from its image",
     sync_to_thread=True,
 )
-def put_reference(object_id: ObjectIdPath, data: ReferenceRequest, state: State) -> ReferenceInfo:
-    features = _extract(state, data.image)
+def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], state: State) -> ReferenceInfo:
+    features = _extract(state, data.image, reference=True)
     state.references.put(object_id, features)
     return ReferenceInfo(object_id, len(features.keypoints))
 
