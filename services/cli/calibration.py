@@ -16,7 +16,7 @@ import numpy as np
 
 from services.cli.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
 from services.common.schemas import MatchResult
-from services.gateway.decision import Candidate, DecisionParams, decide, geometric_features
+from services.gateway.decision import Candidate, DecisionParams, decide, geometric_features, top_margin
 
 Rows = Sequence[Mapping[str, Any]]
 """One photo's ``debug.candidates`` rows, in the gateway's order (best similarity first)."""
@@ -97,6 +97,7 @@ def to_candidates(rows: Rows) -> list[Candidate]:
                 spread=float(row.get("spread", 0.0)),
                 reason=row.get("reason"),
                 query_box=row.get("query_box"),
+                interior_inliers=int(row.get("interior_inliers", 0)),
             )
         out.append(Candidate(str(row["object_id"]), float(row["similarity"]), None, geometric))
     return out
@@ -131,10 +132,24 @@ def embedding_samples(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows])
     x, y = [], []
     for photo, rows in zip(photos, evidence, strict=True):
         if rows:
-            top = float(rows[0]["similarity"])
-            runner_up = float(rows[1]["similarity"]) if len(rows) > 1 else 0.0
-            x.append((top, top - runner_up))
+            candidates = to_candidates(rows)
+            x.append((candidates[0].similarity, top_margin(candidates)))
             y.append(rows[0]["object_id"] in photo.expected)
+    return np.array(x, dtype=np.float64).reshape(-1, 2), np.array(y, dtype=np.float64)
+
+
+def unverified_samples(
+    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], min_inliers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top candidate of each photo where verification ran and verified nothing: (similarity, lead), shown."""
+    x, y = [], []
+    for photo, rows in zip(photos, evidence, strict=True):
+        candidates = to_candidates(rows)
+        checked = [c.geometric for c in candidates if c.geometric is not None]
+        if not candidates or not checked or any(g.verified and g.inliers >= min_inliers for g in checked):
+            continue
+        x.append((candidates[0].similarity, top_margin(candidates)))
+        y.append(candidates[0].object_id in photo.expected)
     return np.array(x, dtype=np.float64).reshape(-1, 2), np.array(y, dtype=np.float64)
 
 
@@ -182,10 +197,16 @@ def fit_params(
     if len(ey):
         w, b = fit_logistic(ex, ey, l2=settings.l2, nonnegative=settings.nonnegative)
         params = dataclasses.replace(params, emb_weights=(float(w[0]), float(w[1])), emb_bias=b)
+    ux, uy = unverified_samples(photos, evidence, min_inliers)
+    if len(uy):
+        w, b = fit_logistic(ux, uy, l2=settings.l2, nonnegative=settings.nonnegative)
+        params = dataclasses.replace(params, unverified_weights=(float(w[0]), float(w[1])), unverified_bias=b)
     info: dict[str, object] = {
         "geometric_samples": len(gy),
         "geometric_right": int(gy.sum()),
         "embedding_samples": len(ey),
+        "unverified_samples": len(uy),
+        "unverified_right": int(uy.sum()),
     }
     thresholds = []
     for mode, geometric in (("full", True), ("embedding_only", False)):

@@ -180,7 +180,9 @@ class MatchResult(Struct):
 
     ``inliers``: matches consistent with the homography; ``good_matches``: matches passing the ratio test;
     ``score``: inliers in excess of what chance gives for this reference, in 0..1; ``reason`` says why a pair was
-    not verified (``too_few_matches``, ``no_homography``, ``degenerate_homography``, ``unknown_reference``).
+    not verified (``too_few_matches``, ``no_homography``, ``degenerate_homography``, ``too_few_inliers``,
+    ``inliers_on_border``, ``unknown_reference``); ``interior_inliers``: inliers on the painting itself, away from
+    the reference's border band (frames repeat across a collection and prove nothing alone).
     """
 
     reference_id: str
@@ -193,6 +195,7 @@ class MatchResult(Struct):
     reason: str | None = None
     homography: list[float] | None = None
     query_box: list[float] | None = None
+    interior_inliers: int = 0
 
 
 class MatchBatchResponse(Struct):

@@ -3,7 +3,10 @@
 Confidence is a logistic function of evidence (inliers, inlier ratio, spatial spread, embedding similarity), its
 weights fitted on labelled photos by ``artwork-matcher calibrate`` so that among answers given with confidence ≥ c
 about a share c is right. A candidate is an answer when it verified geometrically and its confidence reaches the
-operating threshold; without geometric evidence only a clear embedding winner is answered.
+operating threshold. Low-texture works (flat colour fields, noisy photos) give local features little to hold on to,
+so when nothing verified, the embedding's clear winner can still be answered by a stricter model of its similarity
+and lead over the runner-up (fitted on the photos where verification failed). Without geometric evidence at all
+(geometric down, or disabled by the request) only a clear embedding winner is answered.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class DecisionParams:
         geo_bias: logistic bias of the geometric confidence.
         emb_weights: logistic weights on (similarity, margin to the next candidate) for embedding-only answers.
         emb_bias: logistic bias of the embedding-only confidence.
+        unverified_weights: logistic weights on (similarity, margin) of the embedding's top candidate when
+            verification ran and verified nothing: stricter than ``emb_weights``, since a failed check is evidence.
+        unverified_bias: logistic bias of that confidence.
         overlap_iou: two verified candidates whose boxes in the photo overlap more than this are one painting.
     """
 
@@ -46,6 +52,8 @@ class DecisionParams:
     geo_bias: float = -8.2
     emb_weights: tuple[float, float] = (20.0, 25.0)
     emb_bias: float = -17.5
+    unverified_weights: tuple[float, float] = (10.0, 40.0)
+    unverified_bias: float = -15.5
     overlap_iou: float = 0.5
     fitted_on: dict[str, object] = field(default_factory=dict)
 
@@ -61,7 +69,7 @@ class DecisionParams:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown decision parameters: {sorted(unknown)}")
-        for key in ("geo_weights", "emb_weights"):
+        for key in ("geo_weights", "emb_weights", "unverified_weights"):
             if key in raw:
                 raw[key] = tuple(float(v) for v in raw[key])
         return cls(**raw)
@@ -112,6 +120,20 @@ def embedding_confidence(similarity: float, margin: float, params: DecisionParam
     return _sigmoid(w_sim * similarity + w_margin * margin + params.emb_bias)
 
 
+def unverified_confidence(similarity: float, margin: float, params: DecisionParams) -> float:
+    """Confidence of the embedding's top candidate when verification ran and verified no candidate."""
+    w_sim, w_margin = params.unverified_weights
+    return _sigmoid(w_sim * similarity + w_margin * margin + params.unverified_bias)
+
+
+def top_margin(candidates: list[Candidate]) -> float:
+    """The top candidate's similarity lead over the runner-up; 0 without a runner-up (no evidence of a lead: a
+    one-artwork collection must not answer every photo)."""
+    if len(candidates) < 2:
+        return 0.0
+    return candidates[0].similarity - candidates[1].similarity
+
+
 def _iou(a: list[float] | None, b: list[float] | None) -> float:
     if a is None or b is None:
         return 0.0
@@ -128,8 +150,9 @@ def decide(
     """Pick the answers among ``candidates`` (sorted by similarity, best first).
 
     With geometric evidence, every candidate that verified with confidence ≥ threshold is an answer, except one
-    whose region in the photo overlaps a better answer (the same painting). Without it, only the top candidate can
-    be an answer, when its embedding confidence reaches the threshold.
+    whose region in the photo overlaps a better answer (the same painting); when no candidate verified at all, the
+    top candidate can still be answered by :func:`unverified_confidence`. Without geometric evidence, only the top
+    candidate can be an answer, when its embedding confidence reaches the threshold.
     """
     cut = params.threshold if threshold is None else threshold
     if use_geometric:
@@ -138,12 +161,16 @@ def decide(
             for c in candidates
             if c.geometric is not None
         ]
+        if candidates and not any(s.confidence > 0 for s in scored):
+            top = candidates[0]
+            fallback = Scored(top, unverified_confidence(top.similarity, top_margin(candidates), params), False)
+            scored = [fallback, *(s for s in scored if s.candidate.object_id != top.object_id)]
     else:
-        scored = []
-        for i, c in enumerate(candidates):
-            runner_up = candidates[i + 1].similarity if i + 1 < len(candidates) else 0.0
-            margin = c.similarity - runner_up if i == 0 else 0.0
-            scored.append(Scored(c, embedding_confidence(c.similarity, margin, params) if i == 0 else 0.0, False))
+        margin = top_margin(candidates)
+        scored = [
+            Scored(c, embedding_confidence(c.similarity, margin, params) if i == 0 else 0.0, False)
+            for i, c in enumerate(candidates)
+        ]
     scored.sort(key=lambda s: (s.confidence, s.candidate.similarity), reverse=True)
     matches: list[Scored] = []
     rest: list[Scored] = []

@@ -78,7 +78,7 @@ class IdentifyPipeline:
         params: DecisionParams,
         *,
         query_max_side: int = 1024,
-        default_k: int = 10,
+        default_k: int = 30,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
@@ -201,7 +201,9 @@ def _debug_row(c: Candidate) -> dict[str, object]:
             good_matches=g.good_matches,
             inlier_ratio=round(g.inlier_ratio, 3),
             spread=round(g.spread, 3),
+            interior_inliers=g.interior_inliers,
             verified=g.verified,
             reason=g.reason,
+            query_box=[round(v, 4) for v in g.query_box] if g.query_box is not None else None,
         )
     return row

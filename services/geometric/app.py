@@ -145,7 +145,7 @@ def delete_reference(object_id: ObjectIdPath, state: State) -> dict[str, str]:
 def create_app(settings: GeometricSettings | None = None, *, references: References | None = None) -> Litestar:
     """Build the geometric app; ``references`` replaces the file-backed store in tests."""
     settings = settings or GeometricSettings()
-    refs = references or References(settings.features_file, autosave=settings.autosave)
+    refs = references or References(settings.features_file, autosave=settings.autosave, threads=settings.verify_threads)
     metrics = ServiceMetrics("geometric")
     metrics.gauge("geometric_references", "References with stored features.").set_function(
         lambda: float(len(refs.store))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from services.common.atomic import file_signature
@@ -16,8 +17,14 @@ log = logging.getLogger(__name__)
 class References:
     """Reference features with persistence after each change and pick-up of newer files."""
 
-    def __init__(self, path: Path, *, params: VerifyParams | None = None, autosave: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, params: VerifyParams | None = None, autosave: bool = True, threads: int = 1
+    ) -> None:
+        """Bind to ``path``; ``threads`` > 1 verifies one request's references on that many threads (OpenCV
+        releases the GIL while matching and estimating)."""
         self.path = Path(path)
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="verify") if self.threads > 1 else None
         self.params = params or VerifyParams()
         self.autosave = autosave
         self.store = FeatureStore()
@@ -59,11 +66,19 @@ class References:
     def verify(self, query: FeatureSet, object_ids: list[str]) -> list[tuple[str, PairResult | None]]:
         """Verify the query against each reference; None for ids without stored features."""
         store = self.store
-        results: list[tuple[str, PairResult | None]] = []
-        for object_id in object_ids:
+
+        def one(object_id: str) -> tuple[str, PairResult | None]:
             reference = store.get(object_id)
-            results.append((object_id, verify_pair(query, reference, self.params) if reference is not None else None))
-        return results
+            return object_id, verify_pair(query, reference, self.params) if reference is not None else None
+
+        if self._pool is None or len(object_ids) < 2:
+            return [one(object_id) for object_id in object_ids]
+        return list(self._pool.map(one, object_ids))
+
+    def close(self) -> None:
+        """Stop the verification threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _save(self) -> None:
         if self.autosave:

@@ -26,6 +26,8 @@ class GeometricSettings(ServiceSettings):
     """Seconds between checks for a newer features file written by another process; 0 disables."""
     max_keypoints: int = Field(default=5000, ge=1)
     """Most keypoints accepted in query features sent by a client."""
+    verify_threads: int = Field(default=2, ge=1, le=64)
+    """Threads verifying one request's candidates in parallel (one OpenCV thread each); about the CPU cores."""
 
     @property
     def features_file(self) -> Path:

@@ -93,6 +93,11 @@ class VerifyParams:
         max_anisotropy: largest ratio of the local stretch along two axes (aspect change and shear).
         max_perspective: largest ratio between the projective denominators at the reference's corners, i.e.
             how much foreshortening varies across the painting.
+        border: width of the reference's border band, as a fraction of each side. A reference is usually cropped
+            with its frame, and frames repeat across a collection (the same gilded moulding around many works):
+            on museum-dev every wrong pair with a plausible homography and 10+ inliers had most of them in this band.
+        min_interior_inliers: inliers inside the border band (on the painting itself) needed to call a pair
+            verified; the frame alone never identifies a painting.
     """
 
     max_side: int = 640
@@ -108,6 +113,8 @@ class VerifyParams:
     max_scale: float = 8.0
     max_anisotropy: float = 4.0
     max_perspective: float = 4.0
+    border: float = 0.15
+    min_interior_inliers: int = 6
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,9 @@ class PairResult:
         homography: 3x3 float64 mapping reference pixel coordinates to query pixel coordinates, or None.
         query_box: ``(x0, y0, x1, y1)`` bounding box of the projected reference outline in the query, as
             fractions of the query's width and height clipped to 0..1, or None.
-        reason: None when verified, else ``too_few_matches``, ``no_homography``, ``degenerate_homography`` or
-            ``too_few_inliers``.
+        reason: None when verified, else ``too_few_matches``, ``no_homography``, ``degenerate_homography``,
+            ``too_few_inliers`` or ``inliers_on_border`` (enough inliers, but too few inside the border band).
+        interior_inliers: inliers whose reference keypoint lies inside the border band (see ``VerifyParams.border``).
     """
 
     verified: bool
@@ -135,6 +143,7 @@ class PairResult:
     homography: np.ndarray | None
     query_box: tuple[float, float, float, float] | None
     reason: str | None
+    interior_inliers: int = 0
 
 
 def extract_features(
@@ -223,14 +232,17 @@ def verify_pair(query: FeatureSet, reference: FeatureSet, params: VerifyParams =
     inliers = int(inlier_mask.sum())
     ratio = inliers / good
     spread = _hull_fraction(ref_pts[inlier_mask], reference.width, reference.height)
+    interior = _interior_count(ref_pts[inlier_mask], reference.width, reference.height, params.border)
     corners = _project_corners(homography, reference.width, reference.height)
     if corners is None or not _plausible(homography, reference.width, reference.height, params):
-        return PairResult(False, inliers, good, ratio, spread, None, None, "degenerate_homography")
+        return PairResult(False, inliers, good, ratio, spread, None, None, "degenerate_homography", interior)
     homography = homography.astype(np.float64)
     box = _query_box(corners, query.width, query.height)
     if inliers < params.min_inliers:
-        return PairResult(False, inliers, good, ratio, spread, homography, box, "too_few_inliers")
-    return PairResult(True, inliers, good, ratio, spread, homography, box, None)
+        return PairResult(False, inliers, good, ratio, spread, homography, box, "too_few_inliers", interior)
+    if interior < params.min_interior_inliers:
+        return PairResult(False, inliers, good, ratio, spread, homography, box, "inliers_on_border", interior)
+    return PairResult(True, inliers, good, ratio, spread, homography, box, None, interior)
 
 
 def verify_many(
@@ -289,6 +301,17 @@ def _plausible(homography: np.ndarray, width: int, height: int, params: VerifyPa
             return False
     outline = cv2.perspectiveTransform(_corners(width, height).reshape(-1, 1, 2), h).astype(np.float32)
     return bool(cv2.isContourConvex(outline))
+
+
+def _interior_count(points: np.ndarray, width: int, height: int, border: float) -> int:
+    """How many ``points`` lie at least ``border`` × the side away from every edge of the ``width`` × ``height``
+    frame."""
+    if len(points) == 0:
+        return 0
+    x = points[:, 0] / width
+    y = points[:, 1] / height
+    inside = (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
+    return int(inside.sum())
 
 
 def _hull_fraction(points: np.ndarray, width: int, height: int) -> float:

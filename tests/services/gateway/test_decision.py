@@ -69,7 +69,44 @@ def test_returns_no_match_when_no_candidate_verifies():
 
     assert decision.matches == []
     assert ids(decision.alternatives) == ["a", "b"]
-    assert all(s.confidence == 0.0 for s in decision.alternatives)
+    top, other = decision.alternatives
+    assert 0.0 < top.confidence < PARAMS.threshold and not top.geometric
+    assert other.confidence == 0.0
+
+
+def test_a_clear_embedding_winner_is_answered_when_nothing_verified():
+    candidates = [
+        candidate("flat-colour-field", 0.84, inliers=7, verified=False),
+        candidate("b", 0.56, inliers=0, verified=False),
+    ]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert ids(decision.matches) == ["flat-colour-field"]
+    assert not decision.matches[0].geometric
+    assert decision.matches[0].confidence >= PARAMS.threshold
+
+
+def test_the_embedding_winner_is_not_answered_beside_a_verified_artwork():
+    candidates = [
+        candidate("unverified-top", 0.84, inliers=7, verified=False),
+        candidate("verified", 0.56, inliers=80),
+    ]
+
+    decision = decide(candidates, PARAMS, use_geometric=True)
+
+    assert ids(decision.matches) == ["verified"]
+    assert ids(decision.alternatives) == ["unverified-top"]
+    assert decision.alternatives[0].confidence == 0.0
+
+
+def test_the_embedding_winner_needs_a_lead_over_the_runner_up():
+    candidates = [
+        candidate("a", 0.88, inliers=5, verified=False),
+        candidate("b", 0.82, inliers=5, verified=False),
+    ]
+
+    assert decide(candidates, PARAMS, use_geometric=True).matches == []
 
 
 def test_a_verification_below_the_minimum_inliers_does_not_count():

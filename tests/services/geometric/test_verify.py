@@ -183,6 +183,42 @@ def test_too_few_inliers_keeps_the_homography_but_does_not_verify():
     assert result.inliers == 60 and result.homography is not None
 
 
+def frame_points(n: int = 60, seed: int = 0) -> np.ndarray:
+    """Points only in the outer 10 % band of the 400 × 300 reference: a frame's moulding."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(2, 398, n), rng.uniform(2, 298, n)
+    side = rng.integers(0, 4, n)
+    x = np.where(side == 0, rng.uniform(2, 38, n), np.where(side == 1, rng.uniform(362, 398, n), x))
+    y = np.where(side == 2, rng.uniform(2, 28, n), np.where(side == 3, rng.uniform(272, 298, n), y))
+    return np.column_stack([x, y])
+
+
+def test_inliers_on_the_frame_alone_do_not_verify():
+    points = frame_points()
+    query, reference = synthetic_pair(points + 20.0, points)
+
+    result = verify_pair(query, reference)
+
+    assert not result.verified and result.reason == "inliers_on_border"
+    assert result.inliers == 60 and result.interior_inliers == 0
+    assert result.homography is not None and result.query_box is not None
+
+
+def test_enough_inliers_on_the_painting_verify_beside_the_frame():
+    params = VerifyParams()
+    inner = np.column_stack(
+        np.random.default_rng(3).uniform([100, 80], [300, 220], size=(params.min_interior_inliers, 2)).T
+    )
+    points = np.vstack([frame_points(), inner])
+    query, reference = synthetic_pair(points + 20.0, points)
+
+    result = verify_pair(query, reference, params)
+
+    assert result.verified and result.interior_inliers == params.min_interior_inliers
+    fewer = verify_pair(query, reference, VerifyParams(min_interior_inliers=params.min_interior_inliers + 1))
+    assert not fewer.verified and fewer.reason == "inliers_on_border"
+
+
 @pytest.mark.parametrize("ratio", [0.6, 0.8, 0.95])
 @pytest.mark.parametrize("n_query, n_ref", [(50, 2), (200, 300), (120, 40)])
 def test_match_descriptors_agrees_with_a_brute_force_oracle(ratio, n_query, n_ref):
