@@ -59,6 +59,11 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalogue", type=Path, help="catalogue CSV (default <data>/objects.csv)")
     parser.add_argument("--photos", type=Path, help="visitor photos (default <data>/pictures)")
     parser.add_argument("--labels", type=Path, help="labels CSV (default <data>/labels.csv)")
+    parser.add_argument(
+        "--relabel",
+        type=Path,
+        help="label corrections: a CSV in the labels' format whose rows replace those of the same photos",
+    )
     parser.add_argument("--url", default=None, help="a running gateway; without it a local stack is started")
     parser.add_argument("--workdir", type=Path, default=None, help="where snapshots and logs go (default: temporary)")
     parser.add_argument("--snapshot", type=Path, default=None, help="the full snapshot (default <workdir>/snapshot)")
@@ -73,6 +78,12 @@ def load_set(
         args.data, collection=args.collection, catalogue=args.catalogue, photos=args.photos, labels=args.labels
     )
     labels = read_labels(dataset.labels)
+    if getattr(args, "relabel", None) is not None:
+        corrections = read_labels(args.relabel)
+        unknown = sorted(set(corrections) - set(labels))
+        if unknown:
+            raise ValueError(f"{args.relabel}: corrects photos that are not labelled, e.g. {unknown[0]}")
+        labels.update(corrections)
     missing = [name for name in labels if not (dataset.photos / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} labelled photos are not in {dataset.photos}, e.g. {missing[0]}")
@@ -172,6 +183,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "exclude_fraction": args.exclude_fraction,
         "seed": args.seed,
         "photos_made_no_match": sum(p.kind == "excluded" for p in photos),
+        "relabel": str(args.relabel) if getattr(args, "relabel", None) else None,
         "excluded": sorted(excluded),
     }
     result = {

@@ -196,3 +196,26 @@ def test_the_index_of_a_left_out_run_links_only_the_included_artworks(dataset: P
     assert sorted(p.stem for p in folder.iterdir()) == ["A", "C", "D", "F"]
     assert all(p.is_symlink() and p.resolve().parent == (dataset / "objects").resolve() for p in folder.iterdir())
     assert located.catalogue == dataset / "objects.csv"
+
+
+def test_relabel_corrects_named_photos_and_refuses_unknown_ones(
+    gateway_url: str, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # nonart__1 is answered B by the script: relabelled as showing B, the false alarm becomes a right answer
+    fix = tmp_path / "relabel.csv"
+    fix.write_text("picture_image_path,painting_image_paths\nnonart__1.jpg,B.jpg\n")
+    out = tmp_path / "report"
+
+    assert (
+        main(["evaluate", "--data", str(dataset), "--url", gateway_url, "--out", str(out), "--relabel", str(fix)]) == 0
+    )
+
+    report = json.loads((out / "report.json").read_text())
+    counts = report["modes"]["full"]["overall"]["counts"]
+    assert (counts["none"], counts["none_right"]) == (1, 1)
+    assert (counts["answered"], counts["answered_right"]) == (4, 3)
+    assert report["meta"]["relabel"] == str(fix)
+    fix.write_text("picture_image_path,painting_image_paths\nnot-a-photo.jpg,B.jpg\n")
+    capsys.readouterr()
+    code = main(["evaluate", "--data", str(dataset), "--url", gateway_url, "--out", str(out), "--relabel", str(fix)])
+    assert code != 0 and "corrects photos that are not labelled" in capsys.readouterr().err
