@@ -20,6 +20,7 @@ from services.cli.calibration import (
     redecide,
     split_folds,
     to_candidates,
+    unverified_samples,
 )
 from services.cli.metrics import LabelledPhoto, summarise
 from services.gateway.decision import DecisionParams, embedding_confidence, geometric_confidence
@@ -54,6 +55,24 @@ def test_nonnegative_fit_zeroes_a_weight_that_would_come_out_negative() -> None:
 
     assert free[1] < -1.5
     assert constrained[1] == 0.0 and constrained[0] > 0.8 and constrained[2] > 0.2
+
+
+def test_a_prior_keeps_the_graded_response_when_every_sample_is_right() -> None:
+    x = np.random.default_rng(4).uniform(2.5, 5.0, size=(300, 1))  # log1p(inliers) of verified answers
+    y = np.ones(300)
+
+    flat, _ = fit_logistic(x, y, l2=1.0)
+    graded, bias = fit_logistic(x, y, l2=1.0, prior=([3.0], -8.2))
+
+    assert abs(flat[0]) < 0.5  # toward 0: "always certain", whatever the evidence
+    assert graded[0] == pytest.approx(3.0, abs=0.3)  # the slope stays near the prior's
+    assert bias > -8.2  # the level rises: every verified answer was right
+    # the prior itself is the fit when the data agree with it
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(20000, 1))
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-(2.0 * z[:, 0] - 1.0)))).astype(float)
+    w, b = fit_logistic(z, labels, l2=1.0, prior=([2.0], -1.0))
+    assert w[0] == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-1.0, abs=0.1)
 
 
 def test_logistic_fit_stays_finite_on_separable_and_single_class_data() -> None:
@@ -107,6 +126,26 @@ def test_samples_are_verified_candidates_and_top_candidates() -> None:
     assert gx.shape == (expected, 4) and gy.shape == (expected,)
     assert ex.shape == (8, 2) and ey.sum() == 6  # photos 0 and 4 show none
     assert ex[1, 1] == pytest.approx(float(evidence[1][0]["similarity"]) - float(evidence[1][1]["similarity"]))
+
+
+def test_unverified_samples_are_top_candidates_of_photos_where_nothing_verified() -> None:
+    photos = [
+        LabelledPhoto("g__low-texture", frozenset({"A"}), frozenset({"A"})),
+        LabelledPhoto("g__verified", frozenset({"C"}), frozenset({"C"})),
+        LabelledPhoto("g__none", frozenset(), frozenset()),
+        LabelledPhoto("g__unchecked", frozenset({"F"}), frozenset({"F"})),
+    ]
+    evidence = [
+        [_row("A", 0.84, 7), _row("B", 0.56, 2)],
+        [_row("C", 0.7, 40), _row("D", 0.6, 3)],
+        [_row("E", 0.5, 4), _row("A", 0.45, 0)],
+        [_row("F", 0.9), _row("G", 0.5)],  # geometric did not run: the embedding-only model's samples
+    ]
+
+    x, y = unverified_samples(photos, evidence, min_inliers=12)
+
+    np.testing.assert_allclose(x, [[0.84, 0.28], [0.5, 0.05]])
+    assert y.tolist() == [1.0, 0.0]
 
 
 def test_fitted_parameters_reach_the_target_and_mean_what_decide_computes() -> None:
