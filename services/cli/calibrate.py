@@ -137,9 +137,13 @@ def calibration_markdown(result: dict[str, Any]) -> str:
 
 def _print(result: dict[str, Any], params: DecisionParams) -> None:
     per_mode = {k: params.fitted_on.get(f"threshold_{k}") for k in ("full", "embedding_only")}
-    print(f"threshold {params.threshold:.3f} (per mode {per_mode}), min_inliers {params.min_inliers}")
+    print(
+        f"threshold {params.threshold:.3f}, embedding_threshold {params.cut(False):.3f} (per mode {per_mode}),"
+        f" min_inliers {params.min_inliers}"
+    )
     print(f"geo_weights {[round(w, 3) for w in params.geo_weights]} bias {params.geo_bias:.3f}")
     print(f"emb_weights {[round(w, 3) for w in params.emb_weights]} bias {params.emb_bias:.3f}")
+    print(f"unverified_weights {[round(w, 3) for w in params.unverified_weights]} bias {params.unverified_bias:.3f}")
     for fold in result["folds"]:
         for mode in fold["fitted"]:
             cells = []

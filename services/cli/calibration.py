@@ -197,9 +197,10 @@ def fit_params(
 ) -> DecisionParams:
     """Decision parameters fitted on ``photos``: both logistic models, then the threshold for the target precision.
 
-    The threshold is the higher of the thresholds that reach the target in full and in embedding-only mode, so
-    that answers stay as trustworthy while geometric verification is down; a mode whose target is out of reach
-    asks for 1.0 (answer only with certainty).
+    ``threshold`` is the lowest confidence whose full-mode answers reach the target; ``embedding_threshold`` the
+    same for embedding-only answers (geometric down), never below ``threshold``, so that answers stay as
+    trustworthy while geometric verification is down. A mode whose target is out of reach asks for 1.0 (answer
+    only with certainty).
     """
     min_inliers = base.min_inliers if settings.min_inliers is None else settings.min_inliers
     params = dataclasses.replace(base, min_inliers=min_inliers)
@@ -232,14 +233,16 @@ def fit_params(
         "unverified_samples": len(uy),
         "unverified_right": int(uy.sum()),
     }
-    thresholds = []
+    thresholds = {}
     for mode, geometric in (("full", True), ("embedding_only", False)):
         tops = top_answers(photos, redecide(evidence, params, use_geometric=geometric))
         found = choose_threshold(tops, settings.target_precision, settings.floor)
         info[f"threshold_{mode}"] = found
-        thresholds.append(1.0 if found is None else found)
+        thresholds[mode] = 1.0 if found is None else found
     info.update(fitted_on or {})
-    return dataclasses.replace(params, threshold=max(thresholds), fitted_on=info)
+    full = thresholds["full"]
+    embedding = max(full, thresholds["embedding_only"])
+    return dataclasses.replace(params, threshold=full, embedding_threshold=embedding, fitted_on=info)
 
 
 def open_set_copies(
@@ -287,7 +290,8 @@ def measure(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], params: D
     """Rates at ``params.threshold`` in full and embedding-only mode."""
     out: dict[str, Any] = {}
     for mode, geometric in (("full", True), ("embedding_only", False)):
-        out[mode] = summarise(photos, redecide(evidence, params, use_geometric=geometric), params.threshold).rates()
+        answers = redecide(evidence, params, use_geometric=geometric)
+        out[mode] = summarise(photos, answers, params.cut(geometric)).rates()
     return out
 
 

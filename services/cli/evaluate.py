@@ -169,7 +169,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             snapshot = prepare_snapshot(dataset, args.snapshot or work / "snapshot", work, excluded)
         with gateway(args.url, snapshot, work / "logs") as url:
             info = gateway_info(url)
-            threshold = args.threshold if args.threshold is not None else float(info["decision"]["threshold"])
+            decision = info["decision"]
+            thresholds = {
+                "full": float(decision["threshold"]),
+                "embedding_only": float(decision.get("embedding_threshold", decision["threshold"])),
+            }
+            if args.threshold is not None:
+                thresholds = dict.fromkeys(thresholds, args.threshold)
             answers = {m: collect(url, dataset.photos, photos, geometric=m == "full", k=args.k, desc=m) for m in modes}
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -178,7 +184,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "gateway": args.url or f"local stack on {snapshot}",
         "gateway_version": info.get("version"),
         "decision_fitted_on": (info.get("decision") or {}).get("fitted_on"),
-        "threshold": threshold,
+        "threshold": thresholds["full"],
+        "embedding_threshold": thresholds["embedding_only"],
         "k": args.k or "the gateway's default",
         "exclude_fraction": args.exclude_fraction,
         "seed": args.seed,
@@ -188,7 +195,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     result = {
         "meta": meta,
-        "modes": {m: mode_result(photos, answers[m], threshold) for m in modes},
+        "modes": {m: mode_result(photos, answers[m], thresholds[m]) for m in modes},
         "answers": {m: [answer_record(p, a) for p, a in zip(photos, answers[m], strict=True)] for m in modes},
     }
     write_evaluation(args.out, result)

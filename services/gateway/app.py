@@ -130,7 +130,12 @@ async def info(state: State) -> dict[str, Any]:
     return {
         "service": "gateway",
         "version": __version__,
-        "decision": {"threshold": params.threshold, "min_inliers": params.min_inliers, "fitted_on": params.fitted_on},
+        "decision": {
+            "threshold": params.threshold,
+            "embedding_threshold": params.cut(use_geometric=False),
+            "min_inliers": params.min_inliers,
+            "fitted_on": params.fitted_on,
+        },
         "settings": redact(state.settings, ("api_key",)),
     }
 

@@ -35,6 +35,9 @@ class DecisionParams:
 
     Attributes:
         threshold: the operating point: least confidence (0..1) of an answer.
+        embedding_threshold: least confidence of an answer while there is no geometric evidence (geometric down,
+            or disabled by the request); None: ``threshold``. ``calibrate`` sets it where embedding-only answers
+            reach the same target precision, which on real photos takes a higher bar than verified ones.
         min_inliers: fewest homography inliers for a geometric verification to count at all.
         geo_weights: logistic weights on (log1p(inliers), inlier_ratio, spread, similarity).
         geo_bias: logistic bias of the geometric confidence.
@@ -47,6 +50,7 @@ class DecisionParams:
     """
 
     threshold: float = 0.5
+    embedding_threshold: float | None = None
     min_inliers: int = 12
     geo_weights: tuple[float, float, float, float] = (3.0, 0.0, 0.0, 2.0)
     geo_bias: float = -8.2
@@ -73,6 +77,12 @@ class DecisionParams:
             if key in raw:
                 raw[key] = tuple(float(v) for v in raw[key])
         return cls(**raw)
+
+    def cut(self, use_geometric: bool) -> float:
+        """The operating threshold of a mode: with geometric evidence, or without."""
+        if use_geometric or self.embedding_threshold is None:
+            return self.threshold
+        return self.embedding_threshold
 
     @classmethod
     def load_or_default(cls, path: Path) -> DecisionParams:
@@ -154,7 +164,7 @@ def decide(
     top candidate can still be answered by :func:`unverified_confidence`. Without geometric evidence, only the top
     candidate can be an answer, when its embedding confidence reaches the threshold.
     """
-    cut = params.threshold if threshold is None else threshold
+    cut = params.cut(use_geometric) if threshold is None else threshold
     if use_geometric:
         scored = [
             Scored(c, geometric_confidence(c.geometric, c.similarity, params), True)

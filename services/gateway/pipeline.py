@@ -178,7 +178,7 @@ class IdentifyPipeline:
             debug={
                 "regions": len(regions),
                 "candidates": [_debug_row(c) for c in candidates],
-                "threshold": self.params.threshold if options.threshold is None else options.threshold,
+                "threshold": self.params.cut(use_geometric) if options.threshold is None else options.threshold,
             },
             geometric_skipped=skipped or not use_geometric,
             geometric_skip_reason="disabled by request" if skipped else (degradation if not use_geometric else None),

@@ -157,6 +157,11 @@ def test_fitted_parameters_reach_the_target_and_mean_what_decide_computes() -> N
     assert at_threshold["precision"] is not None and at_threshold["precision"] >= 0.99
     assert at_threshold["top1"] is not None and at_threshold["top1"] > 0.9
     assert 0.5 <= params.threshold <= 1.0
+    # each mode has its own operating point, the embedding-only one never below the full one
+    assert params.threshold == params.fitted_on["threshold_full"]
+    assert params.embedding_threshold is not None and params.embedding_threshold >= params.threshold
+    degraded = summarise(photos, redecide(evidence, params, use_geometric=False), params.cut(False)).rates()
+    assert degraded["precision"] is None or degraded["precision"] >= 0.99
     samples = params.fitted_on["geometric_samples"]
     assert params.fitted_on["seed"] == 2 and isinstance(samples, int) and samples > 0
     assert DecisionParams.from_json(params.to_json()) == params

@@ -227,3 +227,16 @@ def test_load_or_default_reads_a_fitted_file_or_falls_back(tmp_path):
     path.write_text(dataclasses.replace(DecisionParams(), threshold=0.8).to_json())
 
     assert DecisionParams.load_or_default(path).threshold == 0.8
+
+
+def test_embedding_only_answers_use_their_own_threshold_when_one_is_set():
+    candidates = [candidate("a", 0.9), candidate("b", 0.6)]
+    confidence = embedding_confidence(0.9, 0.3, PARAMS)
+    strict = dataclasses.replace(PARAMS, threshold=0.5, embedding_threshold=min(1.0, confidence + 0.001))
+
+    assert ids(decide(candidates, PARAMS, use_geometric=False).matches) == ["a"]
+    assert decide(candidates, strict, use_geometric=False).matches == []
+    assert ids(decide(candidates, strict, use_geometric=False, threshold=0.5).matches) == ["a"]  # per request
+    assert strict.cut(True) == 0.5 and strict.cut(False) > confidence
+    assert PARAMS.cut(False) == PARAMS.threshold
+    assert DecisionParams.from_json(strict.to_json()) == strict
