@@ -206,8 +206,10 @@ def test_identify_stays_consistent_while_artworks_are_added_and_deleted(
                 assert deletion_overlaps(changes, object_id, answer.started, answer.ended), (
                     f"{object_id} was searchable without reference features and no deletion was under way"
                 )
+        verified_any = any(row.get("verified") for row in answer.body["debug"]["candidates"])
         for match in answer.body["matches"]:
-            assert match["verification_method"] == "geometric"
+            # embedding-only answers only when nothing verified (e.g. the artwork's features were mid-deletion)
+            assert match["verification_method"] == "geometric" or not verified_any, "unverified beside verified"
             assert match["name"] == title[match["object_id"]], "a match without its own metadata"
     assert seen_churned >= 10, "the churned artworks were hardly ever candidates; the race was not exercised"
     for seen in audits:
