@@ -147,16 +147,18 @@ class Features(Struct, forbid_unknown_fields=True):
 
 
 class ExtractRequest(Struct, forbid_unknown_fields=True):
-    """An image, base64."""
+    """An image, base64; ``fine``: also return a finer feature set (more keypoints at a higher resolution)."""
 
     image: str
+    fine: bool = False
 
 
 class ExtractResponse(Struct):
-    """The features of the image and the time taken."""
+    """The features of the image, the finer set when asked for, and the time taken."""
 
     features: Features
     processing_time_ms: float
+    fine: Features | None = None
 
 
 class MatchRequest(Struct, forbid_unknown_fields=True):
@@ -168,11 +170,18 @@ class MatchRequest(Struct, forbid_unknown_fields=True):
 
 
 class MatchBatchRequest(Struct, forbid_unknown_fields=True):
-    """Verify query features (or a query image) against several stored references."""
+    """Verify query features (or a query image) against several stored references.
+
+    With ``fine_query`` (the finer set of ``/extract``), each of the first ``fine_first`` references that does not
+    verify against ``query`` is tried again against it: small paintings on a wall photo get too few keypoints at
+    the standard resolution.
+    """
 
     reference_ids: Annotated[list[ObjectId], Meta(min_length=1, max_length=K_MAX)]
     query: Features | None = None
     image: str | None = None
+    fine_query: Features | None = None
+    fine_first: Annotated[int, Meta(ge=0, le=K_MAX)] = 0
 
 
 class MatchResult(Struct):
@@ -196,6 +205,7 @@ class MatchResult(Struct):
     homography: list[float] | None = None
     query_box: list[float] | None = None
     interior_inliers: int = 0
+    fine: bool = False
 
 
 class MatchBatchResponse(Struct):

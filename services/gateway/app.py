@@ -288,6 +288,7 @@ def create_app(
         decision,
         query_max_side=settings.query_max_side,
         default_k=settings.default_k,
+        fine_candidates=settings.fine_candidates,
     )
     collection = CollectionManager(embeddings_client, search_client, geometric_client, images)
     metrics = ServiceMetrics("gateway")

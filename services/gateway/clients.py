@@ -278,14 +278,18 @@ class GeometricClient(BackendClient):
 
     name = "geometric"
 
-    async def extract(self, image_b64: str) -> ExtractResponse:
-        """Local features of the query image."""
-        body = ExtractRequest(image=image_b64)
+    async def extract(self, image_b64: str, *, fine: bool = False) -> ExtractResponse:
+        """Local features of the query image (and its finer set, with ``fine``)."""
+        body = ExtractRequest(image=image_b64, fine=fine)
         return await self.request("POST", "/extract", ExtractResponse, body=body, idempotent=True)
 
-    async def match_batch(self, query: Features, reference_ids: list[str]) -> MatchBatchResponse:
-        """Verify the query against several stored references."""
-        body = MatchBatchRequest(reference_ids=reference_ids, query=query)
+    async def match_batch(
+        self, query: Features, reference_ids: list[str], *, fine: Features | None = None, fine_first: int = 0
+    ) -> MatchBatchResponse:
+        """Verify the query against several stored references (the first ``fine_first`` again on ``fine``)."""
+        body = MatchBatchRequest(
+            reference_ids=reference_ids, query=query, fine_query=fine, fine_first=fine_first if fine else 0
+        )
         return await self.request("POST", "/match/batch", MatchBatchResponse, body=body, idempotent=True)
 
     async def put_reference(self, object_id: str, image_b64: str) -> ReferenceInfo:

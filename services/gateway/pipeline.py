@@ -79,6 +79,7 @@ class IdentifyPipeline:
         *,
         query_max_side: int = 1024,
         default_k: int = 30,
+        fine_candidates: int = 5,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
@@ -86,6 +87,7 @@ class IdentifyPipeline:
         self.params = params
         self.query_max_side = query_max_side
         self.default_k = default_k
+        self.fine_candidates = fine_candidates
 
     async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
         """Identify the artworks in a decoded, upright RGB photo."""
@@ -95,7 +97,7 @@ class IdentifyPipeline:
 
         embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
         extract_task = (
-            asyncio.create_task(self._timed(self.geometric.extract(payload)))
+            asyncio.create_task(self._timed(self.geometric.extract(payload, fine=self.fine_candidates > 0)))
             if options.geometric_verification
             else None
         )
@@ -122,7 +124,12 @@ class IdentifyPipeline:
         if features is not None and candidates:
             try:
                 verified, match_ms = await self._timed(
-                    self.geometric.match_batch(features.features, [c.object_id for c in candidates])
+                    self.geometric.match_batch(
+                        features.features,
+                        [c.object_id for c in candidates],
+                        fine=features.fine,
+                        fine_first=self.fine_candidates,
+                    )
                 )
                 stages.geometric_ms += match_ms
                 candidates = _attach(candidates, verified.results)
@@ -202,6 +209,7 @@ def _debug_row(c: Candidate) -> dict[str, object]:
             inlier_ratio=round(g.inlier_ratio, 3),
             spread=round(g.spread, 3),
             interior_inliers=g.interior_inliers,
+            fine=g.fine,
             verified=g.verified,
             reason=g.reason,
             query_box=[round(v, 4) for v in g.query_box] if g.query_box is not None else None,

@@ -45,6 +45,9 @@ class GatewaySettings(ServiceSettings):
     """Photos are downscaled to this longest side, pixels, before they are sent to the backends."""
     default_k: int = Field(default=30, ge=1, le=100)
     """Candidates verified per photo when the request does not say."""
+    fine_candidates: int = Field(default=5, ge=0, le=100)
+    """The best this many candidates that do not verify are tried again on finer query features (1024 px, 3000
+    keypoints): small paintings on wall photos. 0 turns the second try off."""
     cors_origins: list[str] = Field(default_factory=list)
     """Origins allowed by CORS (``scheme://host[:port]``); empty disables CORS."""
     cors_allow_credentials: bool = False

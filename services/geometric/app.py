@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
+import numpy as np
 from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
 from litestar.params import JSONBody, Parameter
@@ -39,10 +40,13 @@ from services.geometric.wire import features_from_wire, features_to_wire, result
 ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
-def _extract(state: State, image_b64: str, *, reference: bool = False) -> FeatureSet:
+def _pixels(state: State, image_b64: str) -> np.ndarray:
     settings: GeometricSettings = state.settings
-    image = decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels)
-    return extract_features(to_array(image), state.references.params, reference=reference)
+    return to_array(decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels))
+
+
+def _extract(state: State, image_b64: str, *, reference: bool = False, fine: bool = False) -> FeatureSet:
+    return extract_features(_pixels(state, image_b64), state.references.params, reference=reference, fine=fine)
 
 
 def _query(state: State, query: Features | None, image: str | None) -> FeatureSet:
@@ -73,8 +77,11 @@ def info(state: State) -> dict[str, object]:
 @post("/extract", operation_id="extract", summary="ORB features of an image", status_code=200, sync_to_thread=True)
 def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     started = time.perf_counter()
-    features = _extract(state, data.image)
-    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000)
+    pixels = _pixels(state, data.image)
+    params = state.references.params
+    features = features_to_wire(extract_features(pixels, params))
+    fine = features_to_wire(extract_features(pixels, params, fine=True)) if data.fine else None
+    return ExtractResponse(features, (time.perf_counter() - started) * 1000, fine)
 
 
 @post(
@@ -100,7 +107,13 @@ def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
 def match_batch(data: JSONBody[MatchBatchRequest], state: State) -> MatchBatchResponse:
     started = time.perf_counter()
     query = _query(state, data.query, data.image)
-    results = [result_to_wire(i, r) for i, r in state.references.verify(query, list(data.reference_ids))]
+    fine = None
+    if data.fine_query is not None:
+        fine = features_from_wire(data.fine_query, max_keypoints=state.settings.max_keypoints)
+    elif data.image is not None and data.fine_first > 0:
+        fine = _extract(state, data.image, fine=True)
+    verified = state.references.verify(query, list(data.reference_ids), fine=fine, fine_first=data.fine_first)
+    results = [result_to_wire(i, r) for i, r in verified]
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
 
 

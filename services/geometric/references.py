@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from services.common.atomic import file_signature
 from services.geometric.store import FeatureStore
 from services.geometric.verify import FeatureSet, PairResult, VerifyParams, verify_pair
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class References:
@@ -63,17 +68,32 @@ class References:
                 self._save()
             return removed
 
-    def verify(self, query: FeatureSet, object_ids: list[str]) -> list[tuple[str, PairResult | None]]:
-        """Verify the query against each reference; None for ids without stored features."""
+    def verify(
+        self, query: FeatureSet, object_ids: list[str], *, fine: FeatureSet | None = None, fine_first: int = 0
+    ) -> list[tuple[str, PairResult | None]]:
+        """Verify the query against each reference; None for ids without stored features.
+
+        With ``fine``, each of the first ``fine_first`` references that did not verify is tried again against the
+        query's finer feature set, and the finer result replaces it when that one verifies.
+        """
         store = self.store
 
-        def one(object_id: str) -> tuple[str, PairResult | None]:
+        def one(object_id: str, features: FeatureSet) -> PairResult | None:
             reference = store.get(object_id)
-            return object_id, verify_pair(query, reference, self.params) if reference is not None else None
+            return verify_pair(features, reference, self.params) if reference is not None else None
 
-        if self._pool is None or len(object_ids) < 2:
-            return [one(object_id) for object_id in object_ids]
-        return list(self._pool.map(one, object_ids))
+        results = self._map(lambda object_id: one(object_id, query), object_ids)
+        if fine is not None and fine_first > 0:
+            retry = [i for i, r in enumerate(results[:fine_first]) if r is not None and not r.verified]
+            for i, again in zip(retry, self._map(lambda i: one(object_ids[i], fine), retry), strict=True):
+                if again is not None and again.verified:
+                    results[i] = dataclasses.replace(again, fine=True)
+        return list(zip(object_ids, results, strict=True))
+
+    def _map(self, function: Callable[[T], U], items: Sequence[T]) -> list[U]:
+        if self._pool is None or len(items) < 2:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
 
     def close(self) -> None:
         """Stop the verification threads."""

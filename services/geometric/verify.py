@@ -98,6 +98,10 @@ class VerifyParams:
             on museum-dev every wrong pair with a plausible homography and 10+ inliers had most of them in this band.
         min_interior_inliers: inliers inside the border band (on the painting itself) needed to call a pair
             verified; the frame alone never identifies a painting.
+        fine_max_side: longest side of the query's second, finer feature set (``extract_features(fine=True)``).
+            Small paintings on a wall photo get too few keypoints at ``max_side``; the gateway retries its best
+            unverified candidates against the finer set. Used for queries only: references stay at ``max_side``.
+        fine_features: most ORB keypoints of the finer query set.
     """
 
     max_side: int = 640
@@ -115,6 +119,8 @@ class VerifyParams:
     max_perspective: float = 4.0
     border: float = 0.15
     min_interior_inliers: int = 6
+    fine_max_side: int = 1024
+    fine_features: int = 3000
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,7 @@ class PairResult:
         reason: None when verified, else ``too_few_matches``, ``no_homography``, ``degenerate_homography``,
             ``too_few_inliers`` or ``inliers_on_border`` (enough inliers, but too few inside the border band).
         interior_inliers: inliers whose reference keypoint lies inside the border band (see ``VerifyParams.border``).
+        fine: the result came from the query's finer feature set.
     """
 
     verified: bool
@@ -144,10 +151,11 @@ class PairResult:
     query_box: tuple[float, float, float, float] | None
     reason: str | None
     interior_inliers: int = 0
+    fine: bool = False
 
 
 def extract_features(
-    image: np.ndarray, params: VerifyParams = VerifyParams(), *, reference: bool = False
+    image: np.ndarray, params: VerifyParams = VerifyParams(), *, reference: bool = False, fine: bool = False
 ) -> FeatureSet:
     """Detect ORB keypoints of an RGB image after downscaling its longest side to ``params.max_side``.
 
@@ -158,6 +166,7 @@ def extract_features(
         params: extraction settings.
         reference: the image is a collection reference: keep ``params.reference_features`` keypoints instead of
             ``params.n_features``.
+        fine: the query's finer set: downscale to ``params.fine_max_side`` and keep ``params.fine_features``.
 
     Returns:
         The features, with keypoints in the downscaled frame. An image without corners gives an empty set.
@@ -171,13 +180,15 @@ def extract_features(
         raise ValueError(f"image must be (H, W, 3) RGB or (H, W) grey and non-empty, got shape {image.shape}")
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     height, width = grey.shape
-    scale = min(1.0, params.max_side / max(height, width))
+    if reference and fine:
+        raise ValueError("fine features are for queries; references are extracted at max_side")
+    scale = min(1.0, (params.fine_max_side if fine else params.max_side) / max(height, width))
     if scale < 1.0:
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
         grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
     if params.clahe:
         grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
-    limit = params.reference_features if reference else params.n_features
+    limit = params.reference_features if reference else (params.fine_features if fine else params.n_features)
     orb = cv2.ORB.create(nfeatures=limit)
     keypoints, descriptors = orb.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:

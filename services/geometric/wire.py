@@ -53,4 +53,5 @@ def result_to_wire(object_id: str, result: PairResult | None) -> MatchResult:
         homography=[float(v) for v in result.homography.ravel()] if result.homography is not None else None,
         query_box=[float(v) for v in result.query_box] if result.query_box is not None else None,
         interior_inliers=result.interior_inliers,
+        fine=result.fine,
     )

@@ -154,7 +154,8 @@ class Backends:
         path, method = request.url.path, request.method
         if path == "/extract":
             features = {"keypoints": "", "descriptors": "", "count": 0, "width": 64, "height": 48}
-            return httpx.Response(200, json={"features": features, "processing_time_ms": 1.0})
+            fine = {**features, "width": 128, "height": 96} if body.get("fine") else None
+            return httpx.Response(200, json={"features": features, "processing_time_ms": 1.0, "fine": fine})
         if path == "/match/batch":
             results = [self.geometric.get(i, rejected(i)) for i in body["reference_ids"]]
             return httpx.Response(200, json={"results": results, "processing_time_ms": 1.0})

@@ -187,3 +187,35 @@ def test_failures_of_the_shortlist_or_client_errors_are_raised(service, failure,
 
     if expected.status >= 500:
         assert caught.value.details["backend"] == service
+
+
+def test_the_finer_features_go_with_the_candidates_to_verify_first():
+    backends = Backends(hits=[("a", 0.8), ("b", 0.7)], objects=_catalogue("a", "b"), geometric={"b": verified("b")})
+
+    identify(backends)
+
+    assert backends.body_of("geometric", "POST", "/extract")["fine"] is True
+    batch = backends.body_of("geometric", "POST", "/match/batch")
+    assert batch["reference_ids"] == ["a", "b"]
+    assert batch["fine_query"]["width"] == 128 and batch["fine_first"] == 5
+    assert batch["query"]["width"] == 64
+
+
+def test_without_a_second_try_no_finer_features_are_asked_for():
+    backends = Backends(hits=[("a", 0.8)], objects=_catalogue("a"), geometric={"a": verified("a")})
+    clients = backends.clients()
+    pipeline = IdentifyPipeline(
+        clients["embeddings"], clients["search"], clients["geometric"], DecisionParams(), fine_candidates=0
+    )
+
+    async def run():
+        try:
+            return await pipeline.identify(textured(1, (400, 300)), IdentifyOptions())
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    assert asyncio.run(run()).match is not None
+    assert backends.body_of("geometric", "POST", "/extract")["fine"] is False
+    batch = backends.body_of("geometric", "POST", "/match/batch")
+    assert batch.get("fine_query") is None and batch["fine_first"] == 0

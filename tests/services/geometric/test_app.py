@@ -256,3 +256,30 @@ def test_metrics_report_the_stored_references(client, reference_a, reference_b):
     client.put("/references/b", json={"image": reference_b})
 
     assert "geometric_references 2.0" in client.get("/metrics").text
+
+
+def test_extract_adds_the_finer_feature_set_only_when_asked(client):
+    photo = b64(encode(textured(12, size=(1280, 960))))
+
+    plain = client.post("/extract", json={"image": photo}).json()
+    both = client.post("/extract", json={"image": photo, "fine": True}).json()
+
+    assert plain.get("fine") is None
+    assert both["features"] == plain["features"]
+    assert (plain["features"]["width"], plain["features"]["height"]) == (640, 480)
+    fine = both["fine"]
+    assert (fine["width"], fine["height"]) == (1024, 768)
+    assert plain["features"]["count"] < fine["count"] <= 3000
+
+
+def test_match_batch_takes_the_finer_set_and_marks_only_results_it_changed(stocked, photo_of_a):
+    extracted = stocked.post("/extract", json={"image": photo_of_a, "fine": True}).json()
+    body = {"reference_ids": ["ref-a", "ref-b"], "query": extracted["features"], "fine_query": extracted["fine"]}
+
+    results = stocked.post("/match/batch", json={**body, "fine_first": 2}).json()["results"]
+
+    a, b = results
+    assert a["verified"] and not a["fine"]  # verified on the standard set: kept as it was
+    assert not b["verified"] and not b["fine"]  # another picture: the finer set does not verify it either
+    too_many = stocked.post("/match/batch", json={**body, "fine_first": 101})
+    assert too_many.status_code == 422

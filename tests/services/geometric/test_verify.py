@@ -319,3 +319,16 @@ def test_empty_feature_set_meets_the_contract():
     empty = FeatureSet.empty(640, 480)
     assert empty.keypoints.shape == (0, 2) and empty.descriptors.shape == (0, 32)
     assert len(empty) == 0 and (empty.width, empty.height) == (640, 480)
+
+
+def test_fine_query_features_use_the_finer_side_and_count():
+    image = np.random.default_rng(0).integers(0, 256, size=(1200, 1600, 3), dtype=np.uint8)
+    params = VerifyParams(max_side=400, n_features=300, fine_max_side=800, fine_features=900)
+
+    coarse = extract_features(image, params)
+    fine = extract_features(image, params, fine=True)
+
+    assert (coarse.width, coarse.height) == (400, 300) and len(coarse) <= 300
+    assert (fine.width, fine.height) == (800, 600) and 300 < len(fine) <= 900
+    with pytest.raises(ValueError, match="fine features are for queries"):
+        extract_features(image, params, reference=True, fine=True)
