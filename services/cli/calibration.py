@@ -16,7 +16,14 @@ import numpy as np
 
 from services.cli.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
 from services.common.schemas import MatchResult
-from services.gateway.decision import Candidate, DecisionParams, decide, geometric_features, top_margin
+from services.gateway.decision import (
+    Candidate,
+    DecisionParams,
+    counts_as_verified,
+    decide,
+    geometric_features,
+    top_margin,
+)
 
 Rows = Sequence[Mapping[str, Any]]
 """One photo's ``debug.candidates`` rows, in the gateway's order (best similarity first)."""
@@ -137,7 +144,7 @@ def geometric_samples(
     for photo, rows in zip(photos, evidence, strict=True):
         for candidate in to_candidates(rows):
             g = candidate.geometric
-            if g is not None and g.verified and g.inliers >= min_inliers:
+            if g is not None and counts_as_verified(g, min_inliers):
                 x.append(geometric_features(g, candidate.similarity))
                 y.append(candidate.object_id in photo.expected)
     return np.array(x, dtype=np.float64).reshape(-1, 4), np.array(y, dtype=np.float64)
@@ -162,7 +169,7 @@ def unverified_samples(
     for photo, rows in zip(photos, evidence, strict=True):
         candidates = to_candidates(rows)
         checked = [c.geometric for c in candidates if c.geometric is not None]
-        if not candidates or not checked or any(g.verified and g.inliers >= min_inliers for g in checked):
+        if not candidates or not checked or any(counts_as_verified(g, min_inliers) for g in checked):
             continue
         x.append((candidates[0].similarity, top_margin(candidates)))
         y.append(candidates[0].object_id in photo.expected)
@@ -287,7 +294,7 @@ def _subset(
 
 
 def measure(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], params: DecisionParams) -> dict[str, Any]:
-    """Rates at ``params.threshold`` in full and embedding-only mode."""
+    """Rates in full and embedding-only mode, each at its own operating threshold (:meth:`DecisionParams.cut`)."""
     out: dict[str, Any] = {}
     for mode, geometric in (("full", True), ("embedding_only", False)):
         answers = redecide(evidence, params, use_geometric=geometric)

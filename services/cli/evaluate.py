@@ -78,7 +78,7 @@ def load_set(
         args.data, collection=args.collection, catalogue=args.catalogue, photos=args.photos, labels=args.labels
     )
     labels = read_labels(dataset.labels)
-    if getattr(args, "relabel", None) is not None:
+    if args.relabel is not None:
         corrections = read_labels(args.relabel)
         unknown = sorted(set(corrections) - set(labels))
         if unknown:
@@ -190,7 +190,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "exclude_fraction": args.exclude_fraction,
         "seed": args.seed,
         "photos_made_no_match": sum(p.kind == "excluded" for p in photos),
-        "relabel": str(args.relabel) if getattr(args, "relabel", None) else None,
+        "relabel": str(args.relabel) if args.relabel is not None else None,
         "excluded": sorted(excluded),
     }
     result = {

@@ -116,9 +116,14 @@ def geometric_features(result: MatchResult, similarity: float) -> tuple[float, f
     return (math.log1p(result.inliers), result.inlier_ratio, result.spread, similarity)
 
 
+def counts_as_verified(result: MatchResult, min_inliers: int) -> bool:
+    """Whether a geometric check verified with at least ``min_inliers`` inliers: the only checks that count."""
+    return result.verified and result.inliers >= min_inliers
+
+
 def geometric_confidence(result: MatchResult, similarity: float, params: DecisionParams) -> float:
     """Confidence that a geometrically checked candidate is right; 0 when it did not verify."""
-    if not result.verified or result.inliers < params.min_inliers:
+    if not counts_as_verified(result, params.min_inliers):
         return 0.0
     x = geometric_features(result, similarity)
     return _sigmoid(sum(w * v for w, v in zip(params.geo_weights, x, strict=True)) + params.geo_bias)

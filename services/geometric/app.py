@@ -45,16 +45,29 @@ def _pixels(state: State, image_b64: str) -> np.ndarray:
     return to_array(decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels))
 
 
-def _extract(state: State, image_b64: str, *, reference: bool = False, fine: bool = False) -> FeatureSet:
-    return extract_features(_pixels(state, image_b64), state.references.params, reference=reference, fine=fine)
+def _query_features(state: State, pixels: np.ndarray, *, fine: bool) -> tuple[FeatureSet, FeatureSet | None]:
+    """A query image's standard features and, with ``fine``, its finer set, from one decoding."""
+    params = state.references.params
+    return extract_features(pixels, params), extract_features(pixels, params, fine=True) if fine else None
 
 
-def _query(state: State, query: Features | None, image: str | None) -> FeatureSet:
+def _query(
+    state: State,
+    query: Features | None,
+    image: str | None,
+    *,
+    fine_query: Features | None = None,
+    fine: bool = False,
+) -> tuple[FeatureSet, FeatureSet | None]:
+    """The query's features, sent or extracted from the sent image, and its finer set when sent or ``fine``."""
     if (query is None) == (image is None):
         raise InvalidFields("send exactly one of 'query' (features) or 'image'", details={"fields": ["query", "image"]})
+    max_keypoints = state.settings.max_keypoints
+    finer = features_from_wire(fine_query, max_keypoints=max_keypoints) if fine_query is not None else None
     if query is not None:
-        return features_from_wire(query, max_keypoints=state.settings.max_keypoints)
-    return _extract(state, image or "")
+        return features_from_wire(query, max_keypoints=max_keypoints), finer
+    standard, extracted = _query_features(state, _pixels(state, image or ""), fine=fine and finer is None)
+    return standard, finer or extracted
 
 
 @get("/health", operation_id="health", summary="Liveness and reference count", sync_to_thread=False)
@@ -77,11 +90,9 @@ def info(state: State) -> dict[str, object]:
 @post("/extract", operation_id="extract", summary="ORB features of an image", status_code=200, sync_to_thread=True)
 def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     started = time.perf_counter()
-    pixels = _pixels(state, data.image)
-    params = state.references.params
-    features = features_to_wire(extract_features(pixels, params))
-    fine = features_to_wire(extract_features(pixels, params, fine=True)) if data.fine else None
-    return ExtractResponse(features, (time.perf_counter() - started) * 1000, fine)
+    features, fine = _query_features(state, _pixels(state, data.image), fine=data.fine)
+    wired_fine = features_to_wire(fine) if fine is not None else None
+    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000, wired_fine)
 
 
 @post(
@@ -92,7 +103,7 @@ def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     sync_to_thread=True,
 )
 def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
-    query = _query(state, data.query, data.image)
+    query, _ = _query(state, data.query, data.image)
     [(object_id, result)] = state.references.verify(query, [data.reference_id])
     return result_to_wire(object_id, result)
 
@@ -106,12 +117,7 @@ def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
 )
 def match_batch(data: JSONBody[MatchBatchRequest], state: State) -> MatchBatchResponse:
     started = time.perf_counter()
-    query = _query(state, data.query, data.image)
-    fine = None
-    if data.fine_query is not None:
-        fine = features_from_wire(data.fine_query, max_keypoints=state.settings.max_keypoints)
-    elif data.image is not None and data.fine_first > 0:
-        fine = _extract(state, data.image, fine=True)
+    query, fine = _query(state, data.query, data.image, fine_query=data.fine_query, fine=data.fine_first > 0)
     verified = state.references.verify(query, list(data.reference_ids), fine=fine, fine_first=data.fine_first)
     results = [result_to_wire(i, r) for i, r in verified]
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
@@ -137,7 +143,7 @@ def get_reference(object_id: ObjectIdPath, state: State) -> ReferenceInfo:
     sync_to_thread=True,
 )
 def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], state: State) -> ReferenceInfo:
-    features = _extract(state, data.image, reference=True)
+    features = extract_features(_pixels(state, data.image), state.references.params, reference=True)
     state.references.put(object_id, features)
     return ReferenceInfo(object_id, len(features.keypoints))
 
