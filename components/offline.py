@@ -7,6 +7,7 @@ needed: :class:`RecordingMocks` answers every resource registration and the few 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -41,6 +42,12 @@ class Registration:
     urn: str
     custom: bool
     ignore_changes: tuple[str, ...]
+    dependencies: frozenset[str] = frozenset()
+    """URNs this resource waits for: its explicit ``depends_on`` and every resource an input's output came from."""
+    property_dependencies: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    """Per input property (camelCase), the URNs its value came from."""
+    provider: str = ""
+    """The provider reference (``<provider urn>::<id>``) the engine would use; empty for components."""
 
     @property
     def parent_name(self) -> str:
@@ -56,6 +63,8 @@ class Plan:
     stack: str
     registrations: list[Registration]
     exports: Mapping[str, Any]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    """Messages the program logged with ``pulumi.log.warn`` (``pulumi up`` prints them too)."""
 
     def of_type(self, type_token: str) -> list[Registration]:
         """Registrations of one type; raises if there are none, so a check over them cannot pass vacuously."""
@@ -78,6 +87,26 @@ class Plan:
     def child_types(self, parent: Registration) -> list[str]:
         """Sorted short type names (``Subnet``) of a component's direct children."""
         return sorted(r.type.rsplit(":", 1)[-1] for r in self.children(parent))
+
+    def upstream(self, resource: Registration) -> set[str]:
+        """Every URN ``resource`` waits for before the engine creates it, directly or through what it waits for.
+
+        Built from the dependencies each registration carried (explicit ``depends_on`` and output dependencies),
+        so it is the order ``pulumi up`` would create things in, and the reverse of the order ``destroy`` uses.
+        """
+        by_urn = {r.urn: r for r in self.registrations}
+        seen: set[str] = set()
+        pending = list(resource.dependencies)
+        while pending:
+            urn = pending.pop()
+            if urn not in seen:
+                seen.add(urn)
+                pending.extend(by_urn[urn].dependencies if urn in by_urn else ())
+        return seen
+
+    def waits_for(self, resource: Registration, other: Registration) -> bool:
+        """Whether ``resource`` is created only after ``other`` exists (directly or transitively)."""
+        return other.urn in self.upstream(resource)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -150,7 +179,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also keeps each registration's parent and ``ignore_changes`` in order."""
+    """A mock monitor that also keeps, in order, each registration's parent, ``ignore_changes``, provider and the
+    resources it waits for.
+
+    Pulumi's ``MockMonitor`` passes only inputs to :meth:`RecordingMocks.new_resource`; the register request itself
+    carries ``dependencies`` (explicit ``depends_on`` plus every output dependency) and ``propertyDependencies``,
+    which is what lets tests check creation order.
+    """
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
@@ -170,6 +205,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     custom=bool(request.custom),
                     ignore_changes=tuple(request.ignoreChanges),
+                    dependencies=frozenset(request.dependencies),
+                    property_dependencies={
+                        key: frozenset(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
+                    provider=request.provider,
                 )
             )
         return response
@@ -213,7 +253,9 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
     program = str(root / "__main__.py")
 
     def program_main() -> None:
-        runpy.run_path(program, run_name="__pulumi_main__")
+        # the CLI runs a program from its project directory; relative paths (the image build context) need that
+        with contextlib.chdir(root):
+            runpy.run_path(program, run_name="__pulumi_main__")
 
     return run_function(program_main, project, stack, stack_config(stack, root, overrides))
 
@@ -234,15 +276,30 @@ def run_function(body: Callable[[], None], project: str, stack: str, config: Map
     mocks = RecordingMocks(config.get("aws:region", "eu-west-1"))
     monitor = RecordingMonitor(mocks)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    log = _WarningLog()
     pulumi.runtime.set_all_config(config, [k for k, v in config.items() if v == PLACEHOLDER_SECRET])
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=log.logger)
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     outputs: dict[str, Any] = getattr(get_root_resource(), "outputs", {})
     outputs.clear()
     _sync_await(run_pulumi_func(body))
     exports = _sync_await(pulumi.Output.from_input(dict(outputs)).future()) if outputs else {}
-    return Plan(project, stack, list(monitor.registrations), exports or {})
+    return Plan(project, stack, list(monitor.registrations), exports or {}, list(log.messages))
+
+
+class _WarningLog(logging.Handler):
+    """Collects what the program logs at warning level or above through the mocked engine."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.Logger("artwork-matcher.offline")
+        self.logger.addHandler(self)
+        self.logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _config_string(value: Any) -> str:
