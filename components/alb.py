@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import after
+
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
@@ -38,8 +40,9 @@ class LoadBalancer(pulumi.ComponentResource):
 
     Attributes:
         security_group_id: The ALB's group; the gateway admits only it.
-        target_group_arn: Where the gateway's tasks register.
-        resource_label: ``<lb suffix>/<tg suffix>``, for request-count scaling.
+        target_group_arn: Where the gateway's tasks register; resolved only once the listener forwarding to the
+            group exists, since ECS refuses a target group that has no load balancer yet.
+        resource_label: ``<lb suffix>/<tg suffix>``, for request-count scaling (also after that listener).
         arn_suffix: The ALB's CloudWatch dimension.
         dns_name: The ALB's public name.
         certificate_validation: ACM DNS validation records to create (empty without HTTPS).
@@ -74,15 +77,17 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         self.certificate_validation: pulumi.Output[Any] | list[Any] = []
         if args.enable_https:
-            self._create_https_listeners()
+            forwarding = self._create_https_listeners()
         else:
-            self._create_listener(80, "HTTP", self._forward())
+            forwarding = self._create_listener(80, "HTTP", self._forward())
         self.security_group_id = self.security_group.id
-        self.target_group_arn = self.target_group.arn
+        self.target_group_arn = after(self.target_group.arn, forwarding)
         self.arn = self.lb.arn
         self.arn_suffix = self.lb.arn_suffix
         self.dns_name = self.lb.dns_name
-        self.resource_label = pulumi.Output.concat(self.lb.arn_suffix, "/", self.target_group.arn_suffix)
+        self.resource_label = after(
+            pulumi.Output.concat(self.lb.arn_suffix, "/", self.target_group.arn_suffix), forwarding
+        )
         self.register_outputs(
             {"dns_name": self.dns_name, "target_group_arn": self.target_group_arn, "arn_suffix": self.arn_suffix}
         )
@@ -132,7 +137,7 @@ class LoadBalancer(pulumi.ComponentResource):
             **extra,
         )
 
-    def _create_https_listeners(self) -> None:
+    def _create_https_listeners(self) -> aws.lb.Listener:
         certificate = aws.acm.Certificate(
             f"{self._name}-cert",
             domain_name=str(self._args.domain_name),
@@ -155,6 +160,6 @@ class LoadBalancer(pulumi.ComponentResource):
             redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
         )
         self._create_listener(80, "HTTP", [redirect])
-        self._create_listener(
+        return self._create_listener(
             443, "HTTPS", self._forward(), ssl_policy=TLS_POLICY, certificate_arn=validation.certificate_arn
         )

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import after
+
 
 @dataclasses.dataclass(frozen=True)
 class EcsClusterArgs:
@@ -30,7 +32,9 @@ class EcsCluster(pulumi.ComponentResource):
 
     Attributes:
         cluster_name: The cluster's name.
-        cluster_arn: The cluster's ARN.
+        cluster_arn: The cluster's ARN, resolved only once its capacity providers are associated, so every service
+            created with it waits for the association (else ECS refuses a strategy naming a provider it does not
+            know yet).
         namespace_id: The Cloud Map namespace id services register in.
         namespace_name: The namespace's DNS name (services are ``<service>.<namespace_name>``).
     """
@@ -67,7 +71,7 @@ class EcsCluster(pulumi.ComponentResource):
             opts=child,
         )
         self.cluster_name = self.cluster.name
-        self.cluster_arn = self.cluster.arn
+        self.cluster_arn = after(self.cluster.arn, self.capacity_providers)
         self.namespace_id = self.namespace.id
         self.namespace_name = args.namespace
         self.register_outputs(

@@ -46,6 +46,7 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "gpuNodesMin": "int",
     "gpuNodesMax": "int",
     "enableAutoscaling": "bool",
+    "waitForSteadyState": "bool",
     "enableScheduledScaling": "bool",
     "scaleUpSchedule": "str",
     "scaleDownSchedule": "str",
@@ -148,6 +149,7 @@ class StackConfig:
     gpu_nodes_min: int
     gpu_nodes_max: int
     enable_autoscaling: bool
+    wait_for_steady_state: bool
     enable_scheduled_scaling: bool
     scale_up_schedule: str
     scale_down_schedule: str

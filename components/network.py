@@ -69,8 +69,8 @@ class Network(pulumi.ComponentResource):
         )
         self.public_subnets = self._create_subnets("public", public_cidrs)
         self.private_subnets = self._create_subnets("private", private_cidrs)
-        self._create_public_routing()
-        nat_ids = self._create_nat_gateways()
+        igw = self._create_public_routing()
+        nat_ids = self._create_nat_gateways(igw)
         private_tables = self._create_private_routing(nat_ids)
         if args.enable_vpc_endpoints:
             self._create_endpoints(private_tables)
@@ -102,7 +102,7 @@ class Network(pulumi.ComponentResource):
             for i, cidr in enumerate(cidrs)
         ]
 
-    def _create_public_routing(self) -> None:
+    def _create_public_routing(self) -> aws.ec2.InternetGateway:
         igw = aws.ec2.InternetGateway(f"{self._name}-igw", vpc_id=self.vpc.id, opts=self._opts())
         table = aws.ec2.RouteTable(f"{self._name}-public-rt", vpc_id=self.vpc.id, opts=self._opts())
         aws.ec2.Route(
@@ -116,8 +116,9 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(
                 f"{self._name}-public-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=self._opts()
             )
+        return igw
 
-    def _create_nat_gateways(self) -> list[pulumi.Output[str]]:
+    def _create_nat_gateways(self, igw: aws.ec2.InternetGateway) -> list[pulumi.Output[str]]:
         count = 1 if self._args.single_nat_gateway else self._args.az_count
         ids = []
         for i in range(count):
@@ -127,7 +128,8 @@ class Network(pulumi.ComponentResource):
                 allocation_id=eip.id,
                 subnet_id=self.public_subnets[i].id,
                 tags={"Name": f"{self._name}-nat-{i}"},
-                opts=self._opts(),
+                # a public NAT gateway needs the VPC's internet gateway attached first (AWS documents the order)
+                opts=self._opts(depends_on=[igw]),
             )
             ids.append(nat.id)
         return ids

@@ -81,6 +81,8 @@ class EcsServiceArgs:
     enable_autoscaling: bool = False
     """Autoscaling owns the task count: ECS ignores later changes to ``desired_count``."""
     health_start_period_s: int = 60
+    wait_for_steady_state: bool = False
+    """``pulumi up`` waits until the service is stable, so a task that keeps failing fails the update."""
 
     def __post_init__(self) -> None:
         if not self.allowed_caller_security_group_ids:
@@ -108,7 +110,7 @@ class EcsService(pulumi.ComponentResource):
             f"{name}-logs", name=f"/ecs/{name}", retention_in_days=args.log_retention_days, opts=self._child()
         )
         execution_role, task_role = self._create_roles()
-        self.security_group = self._create_security_group()
+        self.security_group, rules = self._create_security_group()
         registry = aws.servicediscovery.Service(
             f"{name}-discovery",
             name=args.service_name,
@@ -121,7 +123,7 @@ class EcsService(pulumi.ComponentResource):
             opts=self._child(),
         )
         self.task_definition = self._create_task_definition(execution_role, task_role)
-        self.service = self._create_service(registry)
+        self.service = self._create_service(registry, rules)
         self.service_name = self.service.name
         self.security_group_id = self.security_group.id
         self.log_group_name = self.log_group.name
@@ -171,7 +173,8 @@ class EcsService(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{self._name}-task-policy", role=task.id, policy=iam.policy(statements), opts=self._child())
         return execution, task
 
-    def _create_security_group(self) -> aws.ec2.SecurityGroup:
+    def _create_security_group(self) -> tuple[aws.ec2.SecurityGroup, list[pulumi.Resource]]:
+        """The tasks' group and the rules a task needs before it starts (egress for its image, NFS into EFS)."""
         a = self._args
         group = aws.ec2.SecurityGroup(
             f"{self._name}-sg",
@@ -189,7 +192,8 @@ class EcsService(pulumi.ComponentResource):
                 referenced_security_group_id=caller,
                 opts=self._child(),
             )
-        aws.vpc.SecurityGroupEgressRule(
+        needed: list[pulumi.Resource] = []
+        egress = aws.vpc.SecurityGroupEgressRule(
             f"{self._name}-egress",
             security_group_id=group.id,
             ip_protocol="-1",
@@ -197,8 +201,9 @@ class EcsService(pulumi.ComponentResource):
             description="Image pulls, AWS APIs and the other services",
             opts=self._child(),
         )
+        needed.append(egress)
         if a.efs is not None:
-            aws.vpc.SecurityGroupIngressRule(
+            to_efs = aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-to-efs",
                 security_group_id=a.efs.security_group_id,
                 ip_protocol="tcp",
@@ -207,7 +212,8 @@ class EcsService(pulumi.ComponentResource):
                 referenced_security_group_id=group.id,
                 opts=self._child(),
             )
-        return group
+            needed.append(to_efs)
+        return group, needed
 
     def _create_task_definition(self, execution: aws.iam.Role, task: aws.iam.Role) -> aws.ecs.TaskDefinition:
         a = self._args
@@ -257,7 +263,7 @@ class EcsService(pulumi.ComponentResource):
             opts=self._child(),
         )
 
-    def _create_service(self, registry: aws.servicediscovery.Service) -> aws.ecs.Service:
+    def _create_service(self, registry: aws.servicediscovery.Service, rules: list[pulumi.Resource]) -> aws.ecs.Service:
         a = self._args
         balancers = []
         if a.target_group_arn is not None:
@@ -284,6 +290,10 @@ class EcsService(pulumi.ComponentResource):
             service_registries=aws.ecs.ServiceServiceRegistriesArgs(registry_arn=registry.arn),
             propagate_tags="SERVICE",
             enable_execute_command=False,
-            wait_for_steady_state=False,
-            opts=self._child(ignore_changes=["desiredCount"] if a.enable_autoscaling else None),
+            wait_for_steady_state=a.wait_for_steady_state,
+            opts=self._child(
+                ignore_changes=["desiredCount"] if a.enable_autoscaling else None,
+                # a task started before its group lets it out (image pull) or into EFS (mount) fails to start
+                depends_on=rules,
+            ),
         )

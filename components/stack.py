@@ -103,4 +103,5 @@ def service_args(
         target_group_arn=alb.target_group_arn if name == "gateway" else None,
         enable_autoscaling=cfg.enable_autoscaling,
         health_start_period_s=120 if name == "embeddings" else 60,
+        wait_for_steady_state=cfg.wait_for_steady_state,
     )

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.ordering import after
+
 
 @dataclasses.dataclass(frozen=True)
 class StorageArgs:
@@ -31,7 +33,8 @@ class Storage(pulumi.ComponentResource):
 
     Attributes:
         bucket_arn: The images bucket.
-        file_system_id: The index file system.
+        file_system_id: The index file system, resolved only once every mount target exists: a task mounting it
+            earlier fails to start.
         access_point_id: The index access point.
         efs_security_group_id: The mount targets' security group.
     """
@@ -110,7 +113,7 @@ class Storage(pulumi.ComponentResource):
             description="EFS mount targets: NFS from the services that mount the index only",
             opts=self._child(),
         )
-        for i, subnet in enumerate(a.subnet_ids):
+        mount_targets = [
             aws.efs.MountTarget(
                 f"{self._name}-index-mount-{i}",
                 file_system_id=file_system.id,
@@ -118,6 +121,8 @@ class Storage(pulumi.ComponentResource):
                 security_groups=[group.id],
                 opts=self._child(),
             )
+            for i, subnet in enumerate(a.subnet_ids)
+        ]
         access_point = aws.efs.AccessPoint(
             f"{self._name}-index-ap",
             file_system_id=file_system.id,
@@ -130,7 +135,7 @@ class Storage(pulumi.ComponentResource):
             ),
             opts=self._child(),
         )
-        self.file_system_id = file_system.id
+        self.file_system_id = after(file_system.id, *mount_targets)
         self.file_system_arn = file_system.arn
         self.access_point_id = access_point.id
         self.efs_security_group_id = group.id
