@@ -22,6 +22,8 @@ from components.waf import WebAcl, WebAclArgs
 
 cfg = StackConfig.load()
 p = cfg.prefix
+for warning in cfg.warnings():
+    pulumi.log.warn(warning)
 
 network = Network(f"{p}-net", NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.single_nat_gateway, cfg.enable_vpc_endpoints))
 gpu = (
@@ -67,8 +69,10 @@ alb = LoadBalancer(
         vpc_cidr=cfg.vpc_cidr,
         subnet_ids=network.public_subnet_ids,
         target_port=cfg.services["gateway"].port,
-        enable_https=cfg.enable_https,
-        domain_name=cfg.domain_name or None,
+        enable_https=cfg.serve_https,
+        domain_name=cfg.domain_name if cfg.serve_https else None,
+        hosted_zone_id=cfg.hosted_zone_id or None,
+        certificate_arn=cfg.certificate_arn or None,
     ),
 )
 api_key = AppSecret(f"{p}-api-key", AppSecretArgs(cfg.gateway_api_key, "Gateway admin API key"))
@@ -118,7 +122,8 @@ monitoring = Monitoring(
 )
 CostBudget(f"{p}-budget", CostBudgetArgs(cfg.monthly_budget_usd, monitoring.topic_arn, cfg.alarm_email))
 
-pulumi.export("url", pulumi.Output.concat("https://" if cfg.enable_https else "http://", alb.dns_name))
+pulumi.export("url", f"https://{cfg.domain_name}" if cfg.serve_https else pulumi.Output.concat("http://", alb.dns_name))
+pulumi.export("loadBalancerDns", alb.dns_name)
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("imagesBucket", storage.bucket_name)

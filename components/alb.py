@@ -1,4 +1,10 @@
-"""Load balancer: an internet-facing ALB with a /health target group, HTTP or HTTPS with redirect."""
+"""Load balancer: an internet-facing ALB with a /health target group, HTTP or HTTPS with redirect.
+
+HTTPS needs a certificate that ``pulumi up`` can actually obtain: either the program requests one from ACM and
+validates it through records it creates in the domain's Route 53 hosted zone (``hosted_zone_id``), or the deployer
+hands in an issued certificate (``certificate_arn``). A requested certificate whose records nobody creates would
+leave ``up`` waiting on the validation until it times out, so that combination is refused.
+"""
 
 from __future__ import annotations
 
@@ -26,13 +32,24 @@ class LoadBalancerArgs:
     target_port: int
     """The gateway's container port."""
     enable_https: bool = False
-    """HTTPS on 443 with an ACM certificate for ``domain_name``; port 80 then only redirects."""
+    """HTTPS on 443 for ``domain_name``; port 80 then only redirects."""
     domain_name: str | None = None
+    hosted_zone_id: str | None = None
+    """Route 53 zone of ``domain_name``: a certificate is requested, validated through records made there, and
+    ``domain_name`` becomes an alias of the load balancer."""
+    certificate_arn: str | None = None
+    """An issued ACM certificate for ``domain_name`` (DNS managed elsewhere), used as it is."""
     health_check_path: str = "/health"
 
     def __post_init__(self) -> None:
         if self.enable_https != bool(self.domain_name):
             raise ValueError("enable_https and domain_name go together: HTTPS needs the certificate's domain name")
+        if self.hosted_zone_id and self.certificate_arn:
+            raise ValueError("hosted_zone_id and certificate_arn conflict: request a certificate or bring one")
+        if self.enable_https and not (self.hosted_zone_id or self.certificate_arn):
+            raise ValueError("enable_https needs hosted_zone_id (validate a new certificate) or certificate_arn")
+        if (self.hosted_zone_id or self.certificate_arn) and not self.enable_https:
+            raise ValueError("hosted_zone_id and certificate_arn are only used with enable_https")
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -45,7 +62,9 @@ class LoadBalancer(pulumi.ComponentResource):
         resource_label: ``<lb suffix>/<tg suffix>``, for request-count scaling (also after that listener).
         arn_suffix: The ALB's CloudWatch dimension.
         dns_name: The ALB's public name.
-        certificate_validation: ACM DNS validation records to create (empty without HTTPS).
+        certificate_validation: The ACM DNS validation records the program created (empty unless it requested the
+            certificate).
+        zone_id: The load balancer's canonical hosted zone (for alias records).
     """
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -85,6 +104,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.arn = self.lb.arn
         self.arn_suffix = self.lb.arn_suffix
         self.dns_name = self.lb.dns_name
+        self.zone_id = self.lb.zone_id
         self.resource_label = after(
             pulumi.Output.concat(self.lb.arn_suffix, "/", self.target_group.arn_suffix), forwarding
         )
@@ -137,29 +157,54 @@ class LoadBalancer(pulumi.ComponentResource):
             **extra,
         )
 
-    def _create_https_listeners(self) -> aws.lb.Listener:
+    def _create_certificate(self, zone_id: str) -> pulumi.Output[str]:
+        """Request a certificate, create its validation record in the zone and wait for ACM to issue it."""
+        child = pulumi.ResourceOptions(parent=self)
         certificate = aws.acm.Certificate(
-            f"{self._name}-cert",
-            domain_name=str(self._args.domain_name),
-            validation_method="DNS",
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{self._name}-cert", domain_name=str(self._args.domain_name), validation_method="DNS", opts=child
         )
-        self.certificate_validation = certificate.domain_validation_options.apply(
-            lambda options: [
-                {"name": o.resource_record_name, "type": o.resource_record_type, "value": o.resource_record_value}
-                for o in options
-            ]
+        # One name on the certificate, so exactly one validation option: its record is known at plan time and is
+        # created here, not inside an apply.
+        option = certificate.domain_validation_options[0]
+        record = aws.route53.Record(
+            f"{self._name}-cert-validation-record",
+            zone_id=zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=300,
+            allow_overwrite=True,
+            opts=child,
+        )
+        self.certificate_validation = pulumi.Output.all(record.name, record.type, option.resource_record_value).apply(
+            lambda v: [{"name": v[0], "type": v[1], "value": v[2]}]
         )
         validation = aws.acm.CertificateValidation(
             f"{self._name}-cert-validation",
             certificate_arn=certificate.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+            validation_record_fqdns=[record.fqdn],
+            opts=child,
         )
+        aws.route53.Record(
+            f"{self._name}-alias",
+            zone_id=zone_id,
+            name=str(self._args.domain_name),
+            type="A",
+            aliases=[
+                aws.route53.RecordAliasArgs(name=self.lb.dns_name, zone_id=self.lb.zone_id, evaluate_target_health=True)
+            ],
+            opts=child,
+        )
+        return validation.certificate_arn
+
+    def _create_https_listeners(self) -> aws.lb.Listener:
+        a = self._args
+        certificate_arn = self._create_certificate(a.hosted_zone_id) if a.hosted_zone_id else a.certificate_arn
         redirect = aws.lb.ListenerDefaultActionArgs(
             type="redirect",
             redirect=aws.lb.ListenerDefaultActionRedirectArgs(port="443", protocol="HTTPS", status_code="HTTP_301"),
         )
         self._create_listener(80, "HTTP", [redirect])
         return self._create_listener(
-            443, "HTTPS", self._forward(), ssl_policy=TLS_POLICY, certificate_arn=validation.certificate_arn
+            443, "HTTPS", self._forward(), ssl_policy=TLS_POLICY, certificate_arn=certificate_arn
         )

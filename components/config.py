@@ -54,6 +54,8 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "searchReloadIntervalS": "int",
     "enableHttps": "bool",
     "domainName": "str",
+    "hostedZoneId": "str",
+    "certificateArn": "str",
     "enableWaf": "bool",
     "wafRateLimit": "int",
     "enableAlarms": "bool",
@@ -157,6 +159,8 @@ class StackConfig:
     search_reload_interval_s: int
     enable_https: bool
     domain_name: str
+    hosted_zone_id: str
+    certificate_arn: str
     enable_waf: bool
     waf_rate_limit: int
     enable_alarms: bool
@@ -169,6 +173,12 @@ class StackConfig:
             raise ValueError("azCount must be between 2 (an ALB needs two zones) and 6")
         if self.enable_https and not self.domain_name:
             raise ValueError("enableHttps=true needs domainName (the certificate's name); set it or disable HTTPS")
+        if self.hosted_zone_id and self.certificate_arn:
+            raise ValueError(
+                "hostedZoneId and certificateArn conflict: let the program request a certificate or bring one"
+            )
+        if (self.hosted_zone_id or self.certificate_arn) and not self.enable_https:
+            raise ValueError("hostedZoneId and certificateArn need enableHttps=true")
         if self.enable_scheduled_scaling and not self.enable_autoscaling:
             raise ValueError("enableScheduledScaling=true needs enableAutoscaling=true")
         prebuilt = [s.name for s in self.services.values() if s.image]
@@ -183,6 +193,23 @@ class StackConfig:
         for sizing in self.services.values():
             if not (sizing.name == "embeddings" and self.embeddings_on_gpu):
                 sizing.check_fargate_size()
+
+    @property
+    def serve_https(self) -> bool:
+        """HTTPS is served only when ``up`` can get a certificate: through the hosted zone or an issued one."""
+        return self.enable_https and bool(self.hosted_zone_id or self.certificate_arn)
+
+    def warnings(self) -> list[str]:
+        """What the deployer must know before ``up`` (``__main__.py`` logs each with ``pulumi.log.warn``)."""
+        if self.enable_https and not self.serve_https:
+            return [
+                f"enableHttps=true but neither hostedZoneId nor certificateArn is set, so {self.domain_name} cannot "
+                "get a validated certificate and this stack serves plain HTTP only. To serve HTTPS: "
+                f"pulumi config set hostedZoneId <Route 53 zone id of {self.domain_name}> --stack {self.stack} "
+                "(the program creates the validation and alias records), or request and validate a certificate "
+                f"yourself and pulumi config set certificateArn <arn> --stack {self.stack}."
+            ]
+        return []
 
     @property
     def prefix(self) -> str:

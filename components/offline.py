@@ -122,7 +122,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT}:{args.name}")
         state.setdefault("name", args.name)
         computed: dict[str, dict[str, Any]] = {
-            "aws:lb/loadBalancer:LoadBalancer": {"arnSuffix": f"app/{args.name}/0123456789", "dnsName": "alb.test"},
+            "aws:lb/loadBalancer:LoadBalancer": {
+                "arnSuffix": f"app/{args.name}/0123456789",
+                "dnsName": "alb.test",
+                "zoneId": "Z32O12XQLNTSW2",
+            },
+            "aws:route53/record:Record": {"fqdn": str(args.inputs.get("name", "")).rstrip(".")},
             "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{args.name}/0123456789"},
             "aws:ecr/repository:Repository": {
                 "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}",

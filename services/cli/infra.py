@@ -45,6 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     infra_sub = infra.add_subparsers(dest="infra_command", required=True)
     plan = infra_sub.add_parser("plan", help="list the resources a stack would create, with an estimated monthly cost")
     plan.add_argument("--stack", choices=STACKS, required=True, help="which Pulumi stack's configuration to use")
+    plan.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a stack config value for this plan only (repeatable), e.g. --config hostedZoneId=",
+    )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     plan.set_defaults(func=run_plan)
 
@@ -54,11 +61,21 @@ def _summary(type_token: str, inputs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in shown.items())
 
 
-def build_report(stack: str) -> dict[str, Any]:
-    """Run the stack's program offline and return the plan: resources by component, costs and the total."""
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--config takes KEY=VALUE, got {pair!r}")
+        found[key] = value
+    return found
+
+
+def build_report(stack: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the stack's program offline and return the plan: resources by component, costs, total and warnings."""
     from components import offline, pricing
 
-    plan = offline.run(stack)
+    plan = offline.run(stack, overrides=overrides)
     costs = {line.registration.urn: line for line in pricing.estimate(plan)}
     by_urn = {r.urn: r for r in plan.registrations}
 
@@ -90,6 +107,7 @@ def build_report(stack: str) -> dict[str, Any]:
         "monthly_total_usd": pricing.total(list(costs.values())),
         "prices": pricing.price_table(),
         "exports": plan.exports,
+        "warnings": list(plan.warnings),
     }
 
 
@@ -111,13 +129,15 @@ def _print_table(report: dict[str, Any]) -> None:
         f"Estimated total: ${report['monthly_total_usd']:,.2f}/month "
         f"({prices['region']} on-demand list prices as of {prices['as_of']}; see components/pricing.py)"
     )
+    for warning in report["warnings"]:
+        print(f"\nWARNING (pulumi up prints this too): {warning}")
 
 
 def run_plan(args: argparse.Namespace) -> int:
     """Print the offline plan and cost of ``args.stack``; returns the exit code."""
     started = time.perf_counter()
     try:
-        report = build_report(args.stack)
+        report = build_report(args.stack, _overrides(args.config))
     except (ValueError, FileNotFoundError) as exc:
         print(f"infra plan: {exc}", file=sys.stderr)
         return 2

@@ -36,10 +36,19 @@ def test_http_load_balancer_forwards_port_80_to_a_health_checked_ip_target_group
     assert plan.named("lb-out-vpc").inputs["cidrIpv4"] == "10.0.0.0/16"
 
 
-def test_https_load_balancer_redirects_80_and_serves_443_with_a_validated_certificate(run_component) -> None:
-    args = LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1", "p2"], 8000, enable_https=True, domain_name="a.example")
+def test_https_load_balancer_validates_its_certificate_in_the_zone_and_aliases_the_domain(run_component) -> None:
+    args = LoadBalancerArgs(
+        "vpc-1", "10.0.0.0/16", ["p1", "p2"], 8000, enable_https=True, domain_name="a.example", hosted_zone_id="Z1"
+    )
     plan = run_component(lambda: LoadBalancer("lb", args))
     assert plan.named("lb-cert").inputs == {"domainName": "a.example", "validationMethod": "DNS"}
+    record = plan.named("lb-cert-validation-record").inputs
+    assert (record["zoneId"], record["name"], record["type"]) == ("Z1", "_x.example.org.", "CNAME")
+    assert record["records"] == ["_y.acm-validations.aws."]
+    assert plan.named("lb-cert-validation").inputs["validationRecordFqdns"] == ["_x.example.org"]
+    alias = plan.named("lb-alias").inputs
+    assert (alias["zoneId"], alias["name"], alias["type"]) == ("Z1", "a.example", "A")
+    assert alias["aliases"][0]["name"] == "alb.test"
     redirect = plan.named("lb-http").inputs["defaultActions"][0]
     assert redirect["redirect"] == {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}
     https = plan.named("lb-https").inputs
@@ -48,6 +57,26 @@ def test_https_load_balancer_redirects_80_and_serves_443_with_a_validated_certif
     assert sorted(
         r.inputs["fromPort"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     ) == [80, 443]
+
+
+def test_https_with_an_issued_certificate_uses_it_and_requests_nothing(run_component) -> None:
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    args = LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], 8000, True, "a.example", certificate_arn=arn)
+    plan = run_component(lambda: LoadBalancer("lb", args))
+    assert plan.named("lb-https").inputs["certificateArn"] == arn
+    assert not [r for r in plan.registrations if r.type.startswith(("aws:acm/", "aws:route53/"))]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, "needs hosted_zone_id .* or certificate_arn"),
+        ({"hosted_zone_id": "Z1", "certificate_arn": "arn:c"}, "hosted_zone_id and certificate_arn conflict"),
+    ],
+)
+def test_https_that_could_never_get_a_certificate_is_rejected(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], 8000, True, "a.example", **extra)
 
 
 def test_https_without_a_domain_name_is_rejected_naming_both() -> None:

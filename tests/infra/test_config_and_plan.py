@@ -68,6 +68,8 @@ def test_stacks_differ_only_in_values_read_into_one_frozen_object() -> None:
         ({"searchCpu": 256, "searchMemory": 4096}, "is not a Fargate size"),
         ({"gatewayMinTasks": 3, "gatewayMaxTasks": 2}, "gatewayMinTasks <= gatewayMaxTasks"),
         ({"azCount": 1}, "azCount must be between 2"),
+        ({"enableHttps": True, "domainName": "a.b", "hostedZoneId": "Z1", "certificateArn": "arn:c"}, "conflict"),
+        ({"certificateArn": "arn:c"}, "need enableHttps=true"),
     ],
 )
 def test_bad_configuration_is_rejected_with_the_keys_to_fix(overrides: dict[str, object], message: str) -> None:
@@ -102,6 +104,21 @@ def test_plan_table_for_production_prices_the_gpu_nodes(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "g4dn.xlarge" in out and "Estimated total: $" in out
     assert "eu-west-1 on-demand list prices as of" in out
+
+
+def test_plan_says_what_to_do_when_https_cannot_get_a_certificate(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse("infra", "plan", "--stack", "production", "--config", "hostedZoneId=")
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "WARNING (pulumi up prints this too): enableHttps=true but neither hostedZoneId" in out
+    assert "pulumi config set hostedZoneId" in out
+    assert "Listener" in out and "Certificate" not in out
+
+
+def test_plan_rejects_a_config_override_without_a_value(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse("infra", "plan", "--stack", "demo", "--config", "hostedZoneId")
+    assert args.func(args) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_plan_rejects_an_unknown_stack() -> None:

@@ -149,3 +149,26 @@ def test_production_services_make_up_wait_for_a_steady_state(production_plan: Pl
     services = production_plan.of_type(SERVICE)
     assert len(services) == 4
     assert {s.inputs["waitForSteadyState"] for s in services} == {True}
+
+
+def test_production_certificate_is_validated_through_records_the_program_creates(production_plan: Plan) -> None:
+    [certificate] = production_plan.of_type("aws:acm/certificate:Certificate")
+    [validation] = production_plan.of_type("aws:acm/certificateValidation:CertificateValidation")
+    records = production_plan.of_type("aws:route53/record:Record")
+    validation_records = [r for r in records if production_plan.waits_for(r, certificate)]
+    assert validation_records, "no Route 53 record is made from the certificate's validation options"
+    for record in validation_records:
+        assert production_plan.waits_for(validation, record)
+        assert record.inputs["type"] == "CNAME" and record.inputs["records"] == ["_y.acm-validations.aws."]
+    fqdns = sorted(r.inputs["name"].rstrip(".") for r in validation_records)
+    assert sorted(validation.inputs["validationRecordFqdns"]) == fqdns
+    [https] = [r for r in production_plan.of_type(LISTENER) if r.inputs["protocol"] == "HTTPS"]
+    assert production_plan.waits_for(https, validation)
+
+
+def test_production_points_its_domain_at_the_load_balancer(production_plan: Plan) -> None:
+    [alb] = production_plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+    [alias] = [r for r in production_plan.of_type("aws:route53/record:Record") if r.inputs["type"] == "A"]
+    assert alias.inputs["name"] == "artworks.example.org"
+    assert alias.inputs["aliases"] == [{"name": "alb.test", "zoneId": "Z32O12XQLNTSW2", "evaluateTargetHealth": True}]
+    assert production_plan.waits_for(alias, alb)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from components import offline
 from components.config import SERVICE_NAMES
 from components.offline import Plan
 
@@ -114,6 +115,7 @@ PRODUCTION_TYPES = {
     "aws:lb/listener:Listener": 2,
     "aws:lb/loadBalancer:LoadBalancer": 1,
     "aws:lb/targetGroup:TargetGroup": 1,
+    "aws:route53/record:Record": 2,
     "aws:s3/bucket:Bucket": 1,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 1,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
@@ -132,7 +134,16 @@ PRODUCTION_TYPES = {
     "docker:index/image:Image": 4,
 }
 
-EXPORTS = {"url", "clusterName", "vpcId", "imagesBucket", "imageRefs", "dashboardName", "alarmTopicArn"}
+EXPORTS = {
+    "url",
+    "loadBalancerDns",
+    "clusterName",
+    "vpcId",
+    "imagesBucket",
+    "imageRefs",
+    "dashboardName",
+    "alarmTopicArn",
+}
 
 
 def type_counts(plan: Plan) -> dict[str, int]:
@@ -158,8 +169,32 @@ def test_every_stack_exports_url_cluster_images_and_monitoring(any_plan: Plan) -
     assert any_plan.exports["url"].startswith(scheme)
 
 
-def test_production_exports_the_certificate_validation_records(production_plan: Plan) -> None:
-    assert production_plan.exports["certificateValidationRecords"][0]["type"] == "CNAME"
+def test_production_exports_the_certificate_validation_records_it_created_and_its_domain(production_plan: Plan) -> None:
+    assert production_plan.exports["certificateValidationRecords"] == [
+        {"name": "_x.example.org.", "type": "CNAME", "value": "_y.acm-validations.aws."}
+    ]
+    assert production_plan.exports["url"] == "https://artworks.example.org"
+    assert not production_plan.warnings
+
+
+def test_https_without_a_zone_or_certificate_serves_http_and_says_what_to_do() -> None:
+    plan = offline.run("production", overrides={"hostedZoneId": ""})
+    [warning] = plan.warnings
+    assert "serves plain HTTP only" in warning
+    assert "pulumi config set hostedZoneId" in warning and "pulumi config set certificateArn" in warning
+    assert not [r for r in plan.registrations if r.type.startswith(("aws:acm/", "aws:route53/"))]
+    [listener] = plan.of_type("aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["defaultActions"][0]["type"]) == (80, "forward")
+    assert plan.exports["url"] == "http://alb.test"
+
+
+def test_an_issued_certificate_is_used_without_requesting_one() -> None:
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    plan = offline.run("production", overrides={"hostedZoneId": "", "certificateArn": arn})
+    assert not plan.warnings
+    https = [r for r in plan.of_type("aws:lb/listener:Listener") if r.inputs["protocol"] == "HTTPS"]
+    assert [r.inputs["certificateArn"] for r in https] == [arn]
+    assert not [r for r in plan.registrations if r.type.startswith("aws:acm/")]
 
 
 @pytest.mark.parametrize(("stack", "days"), [("demo", 7), ("production", 30)])
