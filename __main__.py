@@ -108,7 +108,10 @@ for name in SERVICE_NAMES:
         )
 
 if cfg.enable_waf:
-    WebAcl(f"{p}-waf", WebAclArgs(load_balancer_arn=alb.arn, rate_limit=cfg.waf_rate_limit))
+    WebAcl(
+        f"{p}-waf",
+        WebAclArgs(load_balancer_arn=alb.arn, max_body_bytes=cfg.max_body_bytes, rate_limit=cfg.waf_rate_limit),
+    )
 monitoring = Monitoring(
     f"{p}-monitoring",
     MonitoringArgs(

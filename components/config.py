@@ -56,6 +56,7 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "domainName": "str",
     "hostedZoneId": "str",
     "certificateArn": "str",
+    "maxBodyBytes": "int",
     "enableWaf": "bool",
     "wafRateLimit": "int",
     "enableAlarms": "bool",
@@ -161,6 +162,7 @@ class StackConfig:
     domain_name: str
     hosted_zone_id: str
     certificate_arn: str
+    max_body_bytes: int
     enable_waf: bool
     waf_rate_limit: int
     enable_alarms: bool

@@ -43,6 +43,7 @@ def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi
         env["GATEWAY_IMAGES_DIR"] = f"{SNAPSHOT_DIR}/images"
         # behind the ALB: rate-limit the visitor's address the ALB appends to X-Forwarded-For, not the ALB's own
         env["GATEWAY_TRUSTED_PROXY_HOPS"] = "1"
+        env["GATEWAY_MAX_BODY_BYTES"] = str(cfg.max_body_bytes)
     if name == "embeddings":
         env["EMBEDDINGS_DEVICE"] = "cuda" if cfg.embeddings_on_gpu else "cpu"
     if name == "search":

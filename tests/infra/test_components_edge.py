@@ -85,11 +85,11 @@ def test_https_without_a_domain_name_is_rejected_naming_both() -> None:
 
 
 def test_web_acl_evaluates_managed_groups_then_blocks_by_rate_and_attaches_to_the_alb(run_component) -> None:
-    plan = run_component(lambda: WebAcl("waf", WebAclArgs("arn:alb", rate_limit=1500)))
+    plan = run_component(lambda: WebAcl("waf", WebAclArgs("arn:alb", max_body_bytes=10_000_000, rate_limit=1500)))
     acl = plan.named("waf-acl").inputs
     assert acl["scope"] == "REGIONAL" and acl["defaultAction"] == {"allow": {}}
     names = [rule["name"] for rule in sorted(acl["rules"], key=lambda r: r["priority"])]
-    assert names == [*MANAGED_RULE_GROUPS, "rate-per-ip"]
+    assert names == [*MANAGED_RULE_GROUPS, "body-over-8kb-outside-uploads", "body-over-gateway-limit", "rate-per-ip"]
     rate = acl["rules"][-1]
     assert rate["statement"]["rateBasedStatement"] == {"limit": 1500, "aggregateKeyType": "IP"}
     assert rate["action"] == {"block": {}}
