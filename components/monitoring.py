@@ -1,4 +1,9 @@
-"""Monitoring: an SNS topic, a CloudWatch dashboard and the latency, 5xx and running-task alarms."""
+"""Monitoring: an SNS topic, a CloudWatch dashboard and the latency, 5xx and running-task alarms.
+
+The topic is encrypted with a customer-managed KMS key: CloudWatch alarms cannot publish to a topic under the
+AWS-managed ``alias/aws/sns`` key (its policy cannot be changed to let the CloudWatch service use it), and the
+notifications would be dropped without an error anywhere a deployer looks.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,37 @@ from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
+
+TOPIC_PUBLISHERS: tuple[str, ...] = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com")
+"""Services that publish to the alarm topic (alarms, the cost budget): the topic policy and the key policy admit
+exactly these, from this account only."""
+
+
+def topic_key_policy(account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The alarm topic key's policy: the account administers it (through IAM), and the publishing services may
+    generate data keys and decrypt with it (what SNS needs on a publisher's behalf)."""
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account_id, ":root")},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "AlarmPublishersEncrypt",
+                    "Effect": "Allow",
+                    "Principal": {"Service": list(TOPIC_PUBLISHERS)},
+                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                },
+            ],
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +118,22 @@ class Monitoring(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self)
 
     def _create_topic(self) -> aws.sns.Topic:
-        topic = aws.sns.Topic(f"{self._name}-alarms", kms_master_key_id="alias/aws/sns", opts=self._child())
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        key = aws.kms.Key(
+            f"{self._name}-alarms-key",
+            description=f"{self._name}: encrypts the alarm topic; CloudWatch and Budgets may use it",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=topic_key_policy(account),
+            opts=self._child(),
+        )
+        aws.kms.Alias(
+            f"{self._name}-alarms-key-alias",
+            name=f"alias/{self._name}-alarms",
+            target_key_id=key.id,
+            opts=self._child(),
+        )
+        topic = aws.sns.Topic(f"{self._name}-alarms", kms_master_key_id=key.arn, opts=self._child())
         aws.sns.TopicPolicy(
             f"{self._name}-alarms-policy",
             arn=topic.arn,
@@ -92,9 +143,10 @@ class Monitoring(pulumi.ComponentResource):
                     "Statement": [
                         {
                             "Effect": "Allow",
-                            "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+                            "Principal": {"Service": list(TOPIC_PUBLISHERS)},
                             "Action": ["sns:Publish"],
                             "Resource": [topic.arn],
+                            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
                         }
                     ],
                 }

@@ -44,6 +44,7 @@ PRICES: Mapping[str, float] = {
     "waf_rule_month": 1.00,
     "waf_million_requests": 0.60,
     "hosted_zone_month": 0.50,
+    "kms_key_month": 1.00,
 }
 """USD list prices, eu-west-1, on-demand, as of :data:`PRICES_AS_OF`."""
 
@@ -181,6 +182,7 @@ RULES: Mapping[str, Callable[[Plan, Registration], tuple[float, str]]] = {
     ),
     "aws:secretsmanager/secret:Secret": _flat(PRICES["secret_month"], "one secret"),
     "aws:cloudwatch/dashboard:Dashboard": _flat(PRICES["dashboard_month"], "one dashboard"),
+    "aws:kms/key:Key": _flat(PRICES["kms_key_month"], "customer-managed key (requests within the free tier)"),
     "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": _flat(
         PRICES["hosted_zone_month"], "private hosted zone"
     ),

@@ -164,7 +164,7 @@ def test_monitoring_without_alarms_keeps_topic_and_dashboard_and_subscribes_emai
     args = MonitoringArgs("app/lb/1", "c", {"gateway": "g"}, "eu-west-1", enable_alarms=False, alarm_email="o@x.org")
     plan = run_component(lambda: Monitoring("mon", args))
     component = plan.of_type("artwork-matcher:monitoring:Monitoring")[0]
-    assert plan.child_types(component) == ["Dashboard", "Topic", "TopicPolicy", "TopicSubscription"]
+    assert plan.child_types(component) == ["Alias", "Dashboard", "Key", "Topic", "TopicPolicy", "TopicSubscription"]
     assert plan.named("mon-alarms-email").inputs["endpoint"] == "o@x.org"
 
 

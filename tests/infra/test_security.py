@@ -119,3 +119,23 @@ def test_task_roles_reach_only_the_projects_bucket(any_plan: Plan) -> None:
         for statement in json.loads(policy.inputs["policy"])["Statement"]:
             if any(a.startswith("s3:") for a in statement["Action"]):
                 assert {r.removesuffix("/*") for r in statement["Resource"]} <= bucket_arns
+
+
+def test_alarm_topic_uses_a_key_of_its_own_that_cloudwatch_and_budgets_may_use(any_plan: Plan) -> None:
+    [topic] = any_plan.of_type("aws:sns/topic:Topic")
+    [key] = any_plan.of_type("aws:kms/key:Key")
+    assert topic.inputs["kmsMasterKeyId"] == f"arn:aws:kms:eu-west-1:123456789012:{key.name}"
+    assert not topic.inputs["kmsMasterKeyId"].startswith("alias/aws/")
+    assert any_plan.waits_for(topic, key)
+    assert key.inputs["enableKeyRotation"] is True
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    [publishers] = [s for s in statements if "Service" in s["Principal"]]
+    assert sorted(publishers["Principal"]["Service"]) == ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]
+    assert sorted(publishers["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    [admin] = [s for s in statements if "AWS" in s["Principal"]]
+    assert admin["Principal"]["AWS"] == "arn:aws:iam::123456789012:root"
+    budget_topics = [
+        n["subscriberSnsTopicArns"] for n in any_plan.of_type("aws:budgets/budget:Budget")[0].inputs["notifications"]
+    ]
+    assert all(arns == [f"arn:aws:sns:eu-west-1:123456789012:{topic.name}"] for arns in budget_topics)
