@@ -53,12 +53,16 @@ cluster = EcsCluster(
         extra_capacity_providers=[gpu.capacity_provider_name] if gpu else [],
     ),
 )
-storage = Storage(f"{p}-data", StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids))
+storage = Storage(
+    f"{p}-data",
+    StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids, force_destroy=cfg.destroy_with_contents),
+)
 images = ContainerImages(
     f"{p}-images",
     ContainerImagesArgs(
         repository_prefix=p,
         build=cfg.build_images,
+        force_delete=cfg.destroy_with_contents,
         images=[ImageSpec(name, build_target(cfg, name), cfg.services[name].image) for name in SERVICE_NAMES],
     ),
 )

@@ -63,6 +63,7 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "alarmEmail": "str",
     "monthlyBudgetUsd": "int",
     "buildImages": "bool",
+    "destroyWithContents": "bool",
     "gatewayApiKey": "secret",
 }
 """Stack-wide keys and how each is read."""
@@ -169,6 +170,7 @@ class StackConfig:
     alarm_email: str
     monthly_budget_usd: int
     build_images: bool
+    destroy_with_contents: bool
 
     def __post_init__(self) -> None:
         if not 2 <= self.az_count <= 6:

@@ -142,7 +142,10 @@ class GpuNodeGroup(pulumi.ComponentResource):
             max_size=self._args.max_size,
             vpc_zone_identifiers=list(self._args.subnet_ids),
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version="$Latest"),
+            # ECS managed termination protection needs scale-in protection; force_delete lets a deliberate
+            # destroy terminate the protected nodes instead of waiting for a scale-in that never comes
             protect_from_scale_in=True,
+            force_delete=True,
             tags=[aws.autoscaling.GroupTagArgs(key="AmazonECSManaged", value="", propagate_at_launch=True)],
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
         )

@@ -120,6 +120,8 @@ class EcsService(pulumi.ComponentResource):
                 dns_records=[aws.servicediscovery.ServiceDnsConfigDnsRecordArgs(type="A", ttl=10)],
             ),
             health_check_custom_config=aws.servicediscovery.ServiceHealthCheckCustomConfigArgs(),
+            # ECS registers the instances; a destroy must not fail on ones it has not deregistered yet
+            force_destroy=True,
             opts=self._child(),
         )
         self.task_definition = self._create_task_definition(execution_role, task_role)

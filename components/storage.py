@@ -23,6 +23,8 @@ class StorageArgs:
     """Directory of the EFS access point (owned by the services' non-root user)."""
     posix_uid: int = 1000
     posix_gid: int = 1000
+    force_destroy: bool = False
+    """Let ``pulumi destroy`` empty and delete the bucket (every version); a throw-away stack only."""
 
 
 class Storage(pulumi.ComponentResource):
@@ -60,7 +62,12 @@ class Storage(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self)
 
     def _create_bucket(self) -> aws.s3.Bucket:
-        bucket = aws.s3.Bucket(f"{self._name}-images", bucket=self._args.bucket_name, opts=self._child())
+        bucket = aws.s3.Bucket(
+            f"{self._name}-images",
+            bucket=self._args.bucket_name,
+            force_destroy=self._args.force_destroy,
+            opts=self._child(),
+        )
         aws.s3.BucketPublicAccessBlock(
             f"{self._name}-images-public-access",
             bucket=bucket.id,

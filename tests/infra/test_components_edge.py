@@ -107,7 +107,7 @@ def test_images_are_built_from_each_service_dockerfile_pushed_with_ecr_credentia
     repo = plan.named("img-gateway").inputs
     assert repo["name"] == "p/gateway" and repo["imageScanningConfiguration"] == {"scanOnPush": True}
     rules = json.loads(plan.named("img-gateway-lifecycle").inputs["policy"])["rules"]
-    assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "any"]
+    assert [r["selection"]["tagStatus"] for r in rules] == ["tagged"]
     image = plan.named("img-embeddings-image").inputs
     assert image["build"]["dockerfile"] == "./services/embeddings/Dockerfile"
     assert image["build"]["target"] == "gpu"
