@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import pulumi
 
+from components.gpu import check_task_fits
+
 SERVICE_NAMES: tuple[str, ...] = ("gateway", "embeddings", "search", "geometric")
 """The four services, in deployment order (the gateway is every other service's only caller)."""
 
@@ -197,6 +199,9 @@ class StackConfig:
         for sizing in self.services.values():
             if not (sizing.name == "embeddings" and self.embeddings_on_gpu):
                 sizing.check_fargate_size()
+        if self.embeddings_on_gpu:
+            embeddings = self.services["embeddings"]
+            check_task_fits(self.gpu_instance_type, embeddings.cpu, embeddings.memory)
 
     @property
     def serve_https(self) -> bool:

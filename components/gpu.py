@@ -11,6 +11,51 @@ import pulumi_aws as aws
 
 from components import iam
 
+
+@dataclasses.dataclass(frozen=True)
+class GpuInstanceType:
+    """What one GPU instance type offers ECS tasks."""
+
+    vcpus: int
+    memory_mib: int
+    gpus: int
+
+    @property
+    def task_cpu(self) -> int:
+        """CPU units a task may reserve (1024 per vCPU)."""
+        return self.vcpus * 1024
+
+    @property
+    def task_memory_mib(self) -> int:
+        """Memory a task may reserve: ECS registers less than the instance has (OS, agent), so 90 % is assumed."""
+        return self.memory_mib * 9 // 10
+
+
+GPU_INSTANCE_TYPES: dict[str, GpuInstanceType] = {
+    "g4dn.xlarge": GpuInstanceType(vcpus=4, memory_mib=16384, gpus=1),
+    "g4dn.2xlarge": GpuInstanceType(vcpus=8, memory_mib=32768, gpus=1),
+}
+"""GPU instance types the node group supports (one NVIDIA T4 each), with what they offer; each is priced in
+:mod:`components.pricing`."""
+
+
+def check_task_fits(instance_type: str, cpu: int, memory_mib: int, gpus: int = 1) -> None:
+    """Raise unless one task of this size fits on one instance of the type (a plan-time check: ECS would otherwise
+    leave the task pending forever and ``up`` would wait for a steady state that never comes)."""
+    spec = GPU_INSTANCE_TYPES.get(instance_type)
+    if spec is None:
+        raise ValueError(f"gpuInstanceType={instance_type} is not one of {sorted(GPU_INSTANCE_TYPES)}")
+    if cpu > spec.task_cpu:
+        raise ValueError(f"embeddingsCpu={cpu} does not fit gpuInstanceType={instance_type} (at most {spec.task_cpu})")
+    if memory_mib > spec.task_memory_mib:
+        raise ValueError(
+            f"embeddingsMemory={memory_mib} does not fit gpuInstanceType={instance_type} "
+            f"(at most {spec.task_memory_mib} MiB of its {spec.memory_mib} MiB for tasks)"
+        )
+    if gpus > spec.gpus:
+        raise ValueError(f"{gpus} GPUs per task do not fit gpuInstanceType={instance_type} ({spec.gpus} GPU)")
+
+
 ECS_INSTANCE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 

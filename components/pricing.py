@@ -25,6 +25,7 @@ PRICES: Mapping[str, float] = {
     "fargate_spot_vcpu_hour": 0.013358,
     "fargate_spot_gb_hour": 0.001467,
     "g4dn.xlarge_hour": 0.587,
+    "g4dn.2xlarge_hour": 0.838,
     "ebs_gp3_gb_month": 0.088,
     "nat_gateway_hour": 0.048,
     "nat_gateway_gb": 0.048,

@@ -61,6 +61,29 @@ def test_stacks_differ_only_in_values_read_into_one_frozen_object() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
+        ({"embeddingsMemory": 16384}, "embeddingsMemory=16384 does not fit gpuInstanceType=g4dn.xlarge"),
+        ({"embeddingsCpu": 8192}, "embeddingsCpu=8192 does not fit gpuInstanceType=g4dn.xlarge"),
+        ({"gpuInstanceType": "p9.mega"}, "gpuInstanceType=p9.mega is not one of"),
+    ],
+)
+def test_gpu_tasks_that_would_not_fit_the_instance_type_are_rejected(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load("production", **overrides)
+    assert load("production", embeddingsMemory=16384, gpuInstanceType="g4dn.2xlarge").gpu_instance_type
+
+
+def test_every_supported_gpu_instance_type_is_priced() -> None:
+    from components.gpu import GPU_INSTANCE_TYPES
+    from components.pricing import PRICES
+
+    assert all(f"{name}_hour" in PRICES for name in GPU_INSTANCE_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
         ({"enableHttps": True, "domainName": ""}, "enableHttps=true needs domainName"),
         ({"enableScheduledScaling": True}, "needs enableAutoscaling=true"),
         ({"gatewayImage": "repo@sha256:" + "a" * 64}, "buildImages=true conflicts"),
