@@ -18,14 +18,23 @@ from components.secrets import AppSecret, AppSecretArgs
 from components.service import EcsService
 from components.stack import build_target, service_args
 from components.storage import Storage, StorageArgs
+from components.tags import SHARED, STACK_TAG, default_tags, tagged_provider, with_provider
 from components.waf import WebAcl, WebAclArgs
 
 cfg = StackConfig.load()
 p = cfg.prefix
 for warning in cfg.warnings():
     pulumi.log.warn(warning)
+region = pulumi.Config("aws").require("region")
+owned = {
+    owner: with_provider(tagged_provider(f"{p}-aws-{owner}", region, default_tags(cfg.project, cfg.stack, owner)))
+    for owner in (SHARED, *SERVICE_NAMES)
+}
+shared = owned[SHARED]
 
-network = Network(f"{p}-net", NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.single_nat_gateway, cfg.enable_vpc_endpoints))
+network = Network(
+    f"{p}-net", NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.single_nat_gateway, cfg.enable_vpc_endpoints), shared
+)
 gpu = (
     GpuNodeGroup(
         f"{p}-gpu",
@@ -39,6 +48,7 @@ gpu = (
             min_size=cfg.gpu_nodes_min,
             max_size=cfg.gpu_nodes_max,
         ),
+        owned["embeddings"],
     )
     if cfg.embeddings_on_gpu
     else None
@@ -52,10 +62,12 @@ cluster = EcsCluster(
         container_insights=cfg.container_insights,
         extra_capacity_providers=[gpu.capacity_provider_name] if gpu else [],
     ),
+    shared,
 )
 storage = Storage(
     f"{p}-data",
     StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids, force_destroy=cfg.destroy_with_contents),
+    shared,
 )
 images = ContainerImages(
     f"{p}-images",
@@ -65,6 +77,7 @@ images = ContainerImages(
         force_delete=cfg.destroy_with_contents,
         images=[ImageSpec(name, build_target(cfg, name), cfg.services[name].image) for name in SERVICE_NAMES],
     ),
+    shared,
 )
 alb = LoadBalancer(
     f"{p}-lb",
@@ -78,8 +91,9 @@ alb = LoadBalancer(
         hosted_zone_id=cfg.hosted_zone_id or None,
         certificate_arn=cfg.certificate_arn or None,
     ),
+    shared,
 )
-api_key = AppSecret(f"{p}-api-key", AppSecretArgs(cfg.gateway_api_key, "Gateway admin API key"))
+api_key = AppSecret(f"{p}-api-key", AppSecretArgs(cfg.gateway_api_key, "Gateway admin API key"), owned["gateway"])
 
 services: dict[str, EcsService] = {}
 for name in SERVICE_NAMES:
@@ -87,6 +101,7 @@ for name in SERVICE_NAMES:
     services[name] = EcsService(
         f"{p}-{name}",
         service_args(cfg, name, network, cluster, storage, images, alb, api_key, gpu, callers),
+        owned[name],
     )
     sizing = cfg.services[name]
     if cfg.enable_autoscaling:
@@ -109,12 +124,14 @@ for name in SERVICE_NAMES:
                     else None
                 ),
             ),
+            owned[name],
         )
 
 if cfg.enable_waf:
     WebAcl(
         f"{p}-waf",
         WebAclArgs(load_balancer_arn=alb.arn, max_body_bytes=cfg.max_body_bytes, rate_limit=cfg.waf_rate_limit),
+        shared,
     )
 monitoring = Monitoring(
     f"{p}-monitoring",
@@ -122,12 +139,22 @@ monitoring = Monitoring(
         alb_arn_suffix=alb.arn_suffix,
         cluster_name=cluster.cluster_name,
         service_names={name: service.service_name for name, service in services.items()},
-        region=pulumi.Config("aws").require("region"),
+        region=region,
         enable_alarms=cfg.enable_alarms,
         alarm_email=cfg.alarm_email,
     ),
+    shared,
 )
-CostBudget(f"{p}-budget", CostBudgetArgs(cfg.monthly_budget_usd, monitoring.topic_arn, cfg.alarm_email))
+CostBudget(
+    f"{p}-budget",
+    CostBudgetArgs(
+        cfg.monthly_budget_usd,
+        monitoring.topic_arn,
+        cost_allocation_tag=(STACK_TAG, default_tags(cfg.project, cfg.stack, SHARED)[STACK_TAG]),
+        email=cfg.alarm_email,
+    ),
+    shared,
+)
 
 pulumi.export("url", f"https://{cfg.domain_name}" if cfg.serve_https else pulumi.Output.concat("http://", alb.dns_name))
 pulumi.export("loadBalancerDns", alb.dns_name)

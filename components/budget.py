@@ -15,6 +15,9 @@ class CostBudgetArgs:
     monthly_limit_usd: int
     topic_arn: pulumi.Input[str]
     """SNS topic notified (its policy lets budgets.amazonaws.com publish)."""
+    cost_allocation_tag: tuple[str, str]
+    """``(key, value)`` of the user-defined cost-allocation tag that marks this stack's resources; the budget counts
+    only their cost, not the whole account's."""
     email: str = ""
     """Also notified directly when not empty."""
     actual_threshold_percent: int = 80
@@ -23,10 +26,12 @@ class CostBudgetArgs:
     def __post_init__(self) -> None:
         if self.monthly_limit_usd <= 0:
             raise ValueError("monthly_limit_usd must be positive")
+        if not all(self.cost_allocation_tag):
+            raise ValueError("cost_allocation_tag needs a key and a value (the stack's tag)")
 
 
 class CostBudget(pulumi.ComponentResource):
-    """A monthly COST budget with actual and forecast notifications.
+    """A monthly COST budget over one stack's tagged resources, with actual and forecast notifications.
 
     Attributes:
         budget_name: The budget's name.
@@ -53,6 +58,11 @@ class CostBudget(pulumi.ComponentResource):
             limit_amount=str(args.monthly_limit_usd),
             limit_unit="USD",
             time_unit="MONTHLY",
+            cost_filters=[
+                aws.budgets.BudgetCostFilterArgs(
+                    name="TagKeyValue", values=["user:{}${}".format(*args.cost_allocation_tag)]
+                )
+            ],
             notifications=[
                 notify("ACTUAL", args.actual_threshold_percent),
                 notify("FORECASTED", args.forecast_threshold_percent),

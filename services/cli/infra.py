@@ -87,7 +87,7 @@ def build_report(stack: str, overrides: dict[str, str] | None = None) -> dict[st
 
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in plan.registrations:
-        if not r.custom:
+        if not r.custom or r.type.startswith("pulumi:providers:"):
             continue
         line = costs.get(r.urn)
         groups[top_component(r.urn)].append(

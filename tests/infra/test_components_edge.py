@@ -169,8 +169,9 @@ def test_monitoring_without_alarms_keeps_topic_and_dashboard_and_subscribes_emai
 
 
 def test_budget_notifies_the_topic_at_80_percent_actual_and_100_percent_forecast(run_component) -> None:
-    plan = run_component(lambda: CostBudget("b", CostBudgetArgs(150, "arn:topic")))
+    plan = run_component(lambda: CostBudget("b", CostBudgetArgs(150, "arn:topic", ("stack", "p-demo"))))
     budget = plan.named("b-monthly").inputs
+    assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:stack$p-demo"]}]
     assert (budget["budgetType"], budget["limitAmount"], budget["timeUnit"]) == ("COST", "150", "MONTHLY")
     kinds = {n["notificationType"]: n["threshold"] for n in budget["notifications"]}
     assert kinds == {"ACTUAL": 80, "FORECASTED": 100}

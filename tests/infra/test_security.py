@@ -139,3 +139,39 @@ def test_alarm_topic_uses_a_key_of_its_own_that_cloudwatch_and_budgets_may_use(a
         n["subscriberSnsTopicArns"] for n in any_plan.of_type("aws:budgets/budget:Budget")[0].inputs["notifications"]
     ]
     assert all(arns == [f"arn:aws:sns:eu-west-1:123456789012:{topic.name}"] for arns in budget_topics)
+
+
+def owner_of(plan: Plan, r: Registration) -> str:
+    """The service a resource belongs to, from its top-level component (``<prefix>-search-scaling`` -> search)."""
+    by_urn = {x.urn: x for x in plan.registrations}
+    node = r
+    while node.parent_urn in by_urn:
+        node = by_urn[node.parent_urn]
+    part = node.name.removeprefix(f"{plan.project}-{plan.stack}-").removesuffix("-scaling")
+    return {"gpu": "embeddings", "api-key": "gateway"}.get(part, part if part in SERVICES else "shared")
+
+
+SERVICES = ("gateway", "embeddings", "search", "geometric")
+
+
+def test_every_aws_resource_gets_project_stack_and_service_tags_from_its_provider(any_plan: Plan) -> None:
+    providers = {f"{r.urn}::{r.name}-id": r for r in any_plan.registrations if r.type == "pulumi:providers:aws"}
+    assert len(providers) == 5
+    resources = [r for r in any_plan.registrations if r.custom and r.type.startswith("aws:")]
+    owners = set()
+    for r in resources:
+        assert r.provider in providers, f"{r.name} uses the default provider, without default tags"
+        provider = providers[r.provider]
+        assert provider.inputs["region"] == "eu-west-1"
+        tags = json.loads(provider.inputs["defaultTags"])["tags"]
+        owner = owner_of(any_plan, r)
+        owners.add(owner)
+        assert tags == {"project": "artwork-matcher", "stack": f"artwork-matcher-{any_plan.stack}", "service": owner}
+    assert owners == {"shared", *SERVICES}
+
+
+def test_the_budget_counts_only_this_stacks_tagged_cost(any_plan: Plan) -> None:
+    [budget] = any_plan.of_type("aws:budgets/budget:Budget")
+    assert budget.inputs["costFilters"] == [
+        {"name": "TagKeyValue", "values": [f"user:stack$artwork-matcher-{any_plan.stack}"]}
+    ]

@@ -64,6 +64,7 @@ DEMO_TYPES = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 5,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 8,
     "docker:index/image:Image": 4,
+    "pulumi:providers:aws": 5,
 }
 
 PRODUCTION_TYPES = {
@@ -136,6 +137,7 @@ PRODUCTION_TYPES = {
     "aws:wafv2/webAcl:WebAcl": 1,
     "aws:wafv2/webAclAssociation:WebAclAssociation": 1,
     "docker:index/image:Image": 4,
+    "pulumi:providers:aws": 5,
 }
 
 EXPORTS = {
