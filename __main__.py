@@ -33,7 +33,15 @@ owned = {
 shared = owned[SHARED]
 
 network = Network(
-    f"{p}-net", NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.single_nat_gateway, cfg.enable_vpc_endpoints), shared
+    f"{p}-net",
+    NetworkArgs(
+        cidr_block=cfg.vpc_cidr,
+        az_count=cfg.az_count,
+        single_nat_gateway=cfg.nat_gateways == "single",
+        enable_vpc_endpoints=cfg.enable_vpc_endpoints,
+        enable_nat_gateway=cfg.nat_gateways != "none",
+    ),
+    shared,
 )
 gpu = (
     GpuNodeGroup(

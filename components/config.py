@@ -37,7 +37,7 @@ SERVICE_KEYS: Mapping[str, str] = {
 GLOBAL_KEYS: Mapping[str, str] = {
     "vpcCidr": "str",
     "azCount": "int",
-    "singleNatGateway": "bool",
+    "natGateways": "str",
     "enableVpcEndpoints": "bool",
     "logRetentionDays": "int",
     "containerInsights": "bool",
@@ -69,6 +69,9 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "gatewayApiKey": "secret",
 }
 """Stack-wide keys and how each is read."""
+
+NAT_GATEWAYS: tuple[str, ...] = ("none", "single", "per-az")
+"""Values of ``natGateways``: no NAT (tasks in public subnets), one shared, or one per zone."""
 
 _FARGATE_MEMORY: Mapping[int, range] = {
     256: range(512, 2049, 512),
@@ -144,7 +147,7 @@ class StackConfig:
     gateway_api_key: pulumi.Input[str]
     vpc_cidr: str
     az_count: int
-    single_nat_gateway: bool
+    nat_gateways: str
     enable_vpc_endpoints: bool
     log_retention_days: int
     container_insights: bool
@@ -175,6 +178,12 @@ class StackConfig:
     destroy_with_contents: bool
 
     def __post_init__(self) -> None:
+        if self.nat_gateways not in NAT_GATEWAYS:
+            raise ValueError(f"natGateways must be one of {', '.join(NAT_GATEWAYS)}, got {self.nat_gateways!r}")
+        if self.embeddings_on_gpu and self.nat_gateways == "none":
+            raise ValueError(
+                "embeddingsOnGpu=true needs natGateways single or per-az: GPU nodes live in private subnets"
+            )
         if not 2 <= self.az_count <= 6:
             raise ValueError("azCount must be between 2 (an ALB needs two zones) and 6")
         if self.enable_https and not self.domain_name:
@@ -202,6 +211,11 @@ class StackConfig:
         if self.embeddings_on_gpu:
             embeddings = self.services["embeddings"]
             check_task_fits(self.gpu_instance_type, embeddings.cpu, embeddings.memory)
+
+    @property
+    def tasks_in_public_subnets(self) -> bool:
+        """Without NAT, tasks run in the public subnets with public IPs (their groups still admit only callers)."""
+        return self.nat_gateways == "none"
 
     @property
     def serve_https(self) -> bool:

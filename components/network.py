@@ -41,6 +41,9 @@ class NetworkArgs:
     """One NAT gateway in the first zone for all private subnets; false gives each zone its own."""
     enable_vpc_endpoints: bool = False
     """Add the S3 gateway endpoint and the :data:`INTERFACE_ENDPOINTS`."""
+    enable_nat_gateway: bool = True
+    """NAT for the private subnets; false leaves them without a route out (only for what needs no internet, such
+    as EFS mount targets; tasks then run in the public subnets with public IPs)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -119,6 +122,8 @@ class Network(pulumi.ComponentResource):
         return igw
 
     def _create_nat_gateways(self, igw: aws.ec2.InternetGateway) -> list[pulumi.Output[str]]:
+        if not self._args.enable_nat_gateway:
+            return []
         count = 1 if self._args.single_nat_gateway else self._args.az_count
         ids = []
         for i in range(count):
@@ -138,13 +143,14 @@ class Network(pulumi.ComponentResource):
         tables = []
         for i, subnet in enumerate(self.private_subnets):
             table = aws.ec2.RouteTable(f"{self._name}-private-rt-{i}", vpc_id=self.vpc.id, opts=self._opts())
-            aws.ec2.Route(
-                f"{self._name}-private-default-{i}",
-                route_table_id=table.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat_ids[i % len(nat_ids)],
-                opts=self._opts(),
-            )
+            if nat_ids:
+                aws.ec2.Route(
+                    f"{self._name}-private-default-{i}",
+                    route_table_id=table.id,
+                    destination_cidr_block="0.0.0.0/0",
+                    nat_gateway_id=nat_ids[i % len(nat_ids)],
+                    opts=self._opts(),
+                )
             aws.ec2.RouteTableAssociation(
                 f"{self._name}-private-rta-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=self._opts()
             )

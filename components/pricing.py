@@ -102,7 +102,11 @@ def _ecs_service(plan: Plan, r: Registration) -> tuple[float, str]:
     on_demand = tasks - spot_tasks
     cost = _hours("fargate_vcpu_hour", vcpu * on_demand) + _hours("fargate_gb_hour", gb * on_demand)
     cost += _hours("fargate_spot_vcpu_hour", vcpu * spot_tasks) + _hours("fargate_spot_gb_hour", gb * spot_tasks)
-    return cost, f"{tasks:.3g} task(s) x {vcpu:g} vCPU/{gb:g} GB, {spot_tasks:.2g} on Spot"
+    basis = f"{tasks:.3g} task(s) x {vcpu:g} vCPU/{gb:g} GB, {spot_tasks:.2g} on Spot"
+    if r.inputs.get("networkConfiguration", {}).get("assignPublicIp"):
+        cost += _hours("public_ipv4_hour", tasks)
+        basis += ", a public IPv4 each"
+    return cost, basis
 
 
 def _gpu_group(plan: Plan, r: Registration) -> tuple[float, str]:

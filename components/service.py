@@ -83,6 +83,9 @@ class EcsServiceArgs:
     health_start_period_s: int = 60
     wait_for_steady_state: bool = False
     """``pulumi up`` waits until the service is stable, so a task that keeps failing fails the update."""
+    assign_public_ip: bool = False
+    """A public IP per task, for tasks in public subnets without NAT (image pulls, logs, AWS APIs); the security
+    group still admits only ``allowed_caller_security_group_ids``, so nothing on the internet reaches the task."""
 
     def __post_init__(self) -> None:
         if not self.allowed_caller_security_group_ids:
@@ -285,7 +288,9 @@ class EcsService(pulumi.ComponentResource):
             deployment_minimum_healthy_percent=100,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=list(a.subnet_ids), security_groups=[self.security_group.id], assign_public_ip=False
+                subnets=list(a.subnet_ids),
+                security_groups=[self.security_group.id],
+                assign_public_ip=a.assign_public_ip,
             ),
             load_balancers=balancers,
             health_check_grace_period_seconds=a.health_start_period_s if balancers else None,

@@ -39,6 +39,15 @@ def test_network_with_single_nat_routes_every_private_subnet_through_it(run_comp
     assert plan.named("n-vpc").inputs["cidrBlock"] == "10.0.0.0/16"
 
 
+def test_network_without_nat_leaves_private_subnets_without_a_route_out(run_component) -> None:
+    plan = run_component(lambda: Network("n", NetworkArgs(az_count=2, enable_nat_gateway=False)))
+    network = plan.of_type("artwork-matcher:network:Network")[0]
+    assert plan.child_types(network) == sorted(
+        ["Vpc", "InternetGateway", "Route"] + ["Subnet"] * 4 + ["RouteTable"] * 3 + ["RouteTableAssociation"] * 4
+    )
+    assert plan.named("n-public-default").inputs["gatewayId"] == "n-igw-id"
+
+
 def test_network_with_nat_per_zone_and_endpoints(run_component) -> None:
     plan = run_component(
         lambda: Network("n", NetworkArgs(az_count=3, single_nat_gateway=False, enable_vpc_endpoints=True))

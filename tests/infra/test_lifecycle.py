@@ -4,12 +4,13 @@ image history deep enough for rollbacks."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from components.images import TAG_PREFIX, ContainerImagesArgs, ImageSpec, content_tag, lifecycle_policy
+from components.images import TAG_PREFIX, ContainerImages, ContainerImagesArgs, ImageSpec, content_tag, lifecycle_policy
 from components.offline import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +37,23 @@ def test_destroy_is_not_blocked_by_registered_instances_or_protected_gpu_nodes(a
 
 def test_image_tags_are_immutable_and_name_the_content(any_plan: Plan) -> None:
     assert {r.inputs["imageTagMutability"] for r in any_plan.of_type("aws:ecr/repository:Repository")} == {"IMMUTABLE"}
-    for image in any_plan.of_type("docker:index/image:Image"):
-        dockerfile = image.inputs["build"]["dockerfile"].removeprefix("./")
-        tag = image.inputs["imageName"].rsplit(":", 1)[1]
-        assert tag == content_tag(ROOT, dockerfile, image.inputs["build"].get("target")), image.name
+    tags = [image.inputs["imageName"].rsplit(":", 1)[1] for image in any_plan.of_type("docker:index/image:Image")]
+    assert len(tags) == 4 and all(re.fullmatch(TAG_PREFIX + "[0-9a-f]{24}", tag) for tag in tags)
+    assert len(set(tags)) == 4, "each image's tag names its own Dockerfile and stage"
+
+
+def test_images_are_pushed_under_the_tag_of_their_build_context(run_component, tmp_path: Path) -> None:
+    shutil.copy(ROOT / ".dockerignore", tmp_path / ".dockerignore")
+    for service in ("gateway", "embeddings"):
+        (tmp_path / "services" / service).mkdir(parents=True)
+        (tmp_path / "services" / service / "Dockerfile").write_text(f"FROM {service}\n")
+    args = ContainerImagesArgs("p", [ImageSpec("gateway"), ImageSpec("embeddings", "cpu")], context=str(tmp_path))
+    plan = run_component(lambda: ContainerImages("img", args))
+    for service, target in (("gateway", None), ("embeddings", "cpu")):
+        name = plan.named(f"img-{service}-image").inputs["imageName"]
+        assert name == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/p/{service}:" + content_tag(
+            tmp_path, f"services/{service}/Dockerfile", target
+        )
 
 
 def test_content_tag_changes_with_kept_files_only(tmp_path: Path) -> None:

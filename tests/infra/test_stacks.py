@@ -24,10 +24,8 @@ DEMO_TYPES = {
     "aws:budgets/budget:Budget": 1,
     "aws:cloudwatch/dashboard:Dashboard": 1,
     "aws:cloudwatch/logGroup:LogGroup": 4,
-    "aws:ec2/eip:Eip": 1,
     "aws:ec2/internetGateway:InternetGateway": 1,
-    "aws:ec2/natGateway:NatGateway": 1,
-    "aws:ec2/route:Route": 3,
+    "aws:ec2/route:Route": 1,
     "aws:ec2/routeTable:RouteTable": 3,
     "aws:ec2/routeTableAssociation:RouteTableAssociation": 4,
     "aws:ec2/securityGroup:SecurityGroup": 6,
@@ -239,10 +237,12 @@ def test_demo_runs_one_task_of_each_service_on_fargate(demo_plan: Plan) -> None:
     assert (embeddings["cpu"], embeddings["memory"]) == ("1024", "4096")
 
 
-def test_demo_has_two_zones_one_nat_and_no_waf_alarms_or_scaling(demo_plan: Plan) -> None:
+def test_demo_has_two_zones_no_nat_and_no_waf_alarms_or_scaling(demo_plan: Plan) -> None:
     counts = type_counts(demo_plan)
-    assert counts["aws:ec2/natGateway:NatGateway"] == 1
+    assert "aws:ec2/natGateway:NatGateway" not in counts and "aws:ec2/eip:Eip" not in counts
     assert counts["aws:ec2/subnet:Subnet"] == 4
+    [route] = demo_plan.of_type("aws:ec2/route:Route")
+    assert route.inputs["gatewayId"] == "artwork-matcher-demo-net-igw-id", "private subnets have no route out"
     absent = ["aws:wafv2/webAcl:WebAcl", "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:appautoscaling/target:Target"]
     assert not set(absent) & set(counts)
 
@@ -279,3 +279,32 @@ def test_search_and_geometric_mount_the_index_from_efs(any_plan: Plan) -> None:
         assert container["mountPoints"][0]["containerPath"] == "/mnt/index"
         volume = task["volumes"][0]["efsVolumeConfiguration"]  # type: ignore[index]
         assert volume["transitEncryption"] == "ENABLED"
+
+
+def subnet_tiers(plan: Plan) -> dict[str, str]:
+    return {f"{r.name}-id": r.inputs["tags"]["tier"] for r in plan.of_type("aws:ec2/subnet:Subnet")}
+
+
+def test_demo_tasks_run_in_public_subnets_with_public_ips_behind_caller_only_groups(demo_plan: Plan) -> None:
+    tiers = subnet_tiers(demo_plan)
+    ingress = demo_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    for service in demo_plan.of_type("aws:ecs/service:Service"):
+        network = service.inputs["networkConfiguration"]
+        assert network["assignPublicIp"] is True
+        assert {tiers[s] for s in network["subnets"]} == {"public"}
+        [group] = network["securityGroups"]
+        own = [r for r in ingress if r.inputs["securityGroupId"] == group]
+        assert own and all("cidrIpv4" not in r.inputs and "cidrIpv6" not in r.inputs for r in own), service.name
+        assert all(r.inputs["referencedSecurityGroupId"].endswith(("-lb-sg-id", "-gateway-sg-id")) for r in own)
+
+
+def test_production_keeps_tasks_in_private_subnets_behind_a_nat_per_zone(production_plan: Plan) -> None:
+    tiers = subnet_tiers(production_plan)
+    for service in production_plan.of_type("aws:ecs/service:Service"):
+        network = service.inputs["networkConfiguration"]
+        assert network["assignPublicIp"] is False
+        assert {tiers[s] for s in network["subnets"]} == {"private"}
+    routes = [r for r in production_plan.of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+    assert sorted(r.inputs["natGatewayId"] for r in routes) == [
+        f"artwork-matcher-production-net-nat-{i}-id" for i in range(3)
+    ]
