@@ -149,3 +149,38 @@ def test_plan_rejects_a_config_override_without_a_value(capsys: pytest.CaptureFi
 def test_plan_rejects_an_unknown_stack() -> None:
     with pytest.raises(SystemExit):
         parse("infra", "plan", "--stack", "staging")
+
+
+def header(stack: str) -> str:
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    return text[: text.index("config:")]
+
+
+@pytest.mark.parametrize("stack", ["demo", "production"])
+def test_each_stack_file_says_how_to_set_every_key_without_a_default(stack: str) -> None:
+    required = [key for key, decl in declared().items() if "default" not in decl]
+    assert required == ["gatewayApiKey"]
+    for key in required:
+        kind = "--secret " if declared()[key].get("secret") else ""
+        assert f"pulumi config set {kind}{key} " in header(stack), key
+        assert f"--stack {stack}" in header(stack)
+
+
+def test_production_says_how_to_set_its_domain_and_the_source_of_its_certificate() -> None:
+    for key in ("domainName", "hostedZoneId", "certificateArn", "alarmEmail"):
+        assert f"pulumi config set {key} " in header("production"), key
+
+
+def test_the_preview_workflow_sets_the_secret_in_the_stack_where_pulumi_reads_it() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = workflow["jobs"]["preview"]["steps"]
+    everywhere = [workflow["jobs"]["preview"].get("env", {}), *(step.get("env", {}) for step in steps)]
+    assert not [
+        k for env in everywhere for k in env if k.startswith("PULUMI_CONFIG_") and k != "PULUMI_CONFIG_PASSPHRASE"
+    ]
+    [setter] = [i for i, step in enumerate(steps) if "pulumi config set --secret gatewayApiKey" in step.get("run", "")]
+    assert steps[setter]["env"]["GATEWAY_API_KEY"] == "${{ secrets.GATEWAY_API_KEY }}"
+    assert '"$GATEWAY_API_KEY" | pulumi config set --secret gatewayApiKey' in steps[setter]["run"]
+    [preview] = [i for i, step in enumerate(steps) if step.get("with", {}).get("command") == "preview"]
+    assert setter < preview
+    assert [s for s in steps[:setter] if s.get("uses", "").startswith("pulumi/actions@") and not s.get("with")]
