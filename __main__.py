@@ -55,6 +55,7 @@ gpu = (
             root_volume_gb=cfg.gpu_root_volume_gb,
             min_size=cfg.gpu_nodes_min,
             max_size=cfg.gpu_nodes_max,
+            launch_tags=default_tags(cfg.project, cfg.stack, "embeddings"),
         ),
         owned["embeddings"],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -90,6 +90,9 @@ class GpuNodeGroupArgs:
     max_size: int = 10
     target_capacity: int = 100
     """Managed scaling's target utilisation of the group, percent."""
+    launch_tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Tags of the instances and volumes the group launches: provider default tags do not reach what an
+    auto-scaling group launches, and the nodes are the largest cost the stack's budget must see."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size:
@@ -166,6 +169,11 @@ class GpuNodeGroup(pulumi.ComponentResource):
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
             ),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=dict(self._args.launch_tags))
+                for kind in ("instance", "volume")
+                if self._args.launch_tags
+            ],
             block_device_mappings=[
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                     device_name="/dev/xvda",

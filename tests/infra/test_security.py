@@ -175,3 +175,12 @@ def test_the_budget_counts_only_this_stacks_tagged_cost(any_plan: Plan) -> None:
     assert budget.inputs["costFilters"] == [
         {"name": "TagKeyValue", "values": [f"user:stack$artwork-matcher-{any_plan.stack}"]}
     ]
+
+
+def test_gpu_nodes_and_their_volumes_carry_the_stacks_tags_though_an_auto_scaling_group_launches_them(
+    production_plan: Plan,
+) -> None:
+    [template] = production_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    expected = {"project": "artwork-matcher", "stack": "artwork-matcher-production", "service": "embeddings"}
+    specs = {spec["resourceType"]: spec["tags"] for spec in template.inputs["tagSpecifications"]}
+    assert specs == {"instance": expected, "volume": expected}
