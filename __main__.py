@@ -10,7 +10,7 @@ from components.autoscaling import ScheduledScaling, ServiceAutoscaling, Service
 from components.budget import CostBudget, CostBudgetArgs
 from components.cluster import EcsCluster, EcsClusterArgs
 from components.config import SERVICE_NAMES, StackConfig
-from components.gpu import GpuNodeGroup, GpuNodeGroupArgs
+from components.gpu import GpuNodeGroupArgs
 from components.images import ContainerImages, ContainerImagesArgs, ImageSpec
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -43,25 +43,6 @@ network = Network(
     ),
     shared,
 )
-gpu = (
-    GpuNodeGroup(
-        f"{p}-gpu",
-        GpuNodeGroupArgs(
-            cluster_name=p,
-            vpc_id=network.vpc_id,
-            subnet_ids=network.private_subnet_ids,
-            ami_parameter=cfg.gpu_ami_parameter,
-            instance_type=cfg.gpu_instance_type,
-            root_volume_gb=cfg.gpu_root_volume_gb,
-            min_size=cfg.gpu_nodes_min,
-            max_size=cfg.gpu_nodes_max,
-            launch_tags=default_tags(cfg.project, cfg.stack, "embeddings"),
-        ),
-        owned["embeddings"],
-    )
-    if cfg.embeddings_on_gpu
-    else None
-)
 cluster = EcsCluster(
     f"{p}-ecs",
     EcsClusterArgs(
@@ -69,10 +50,25 @@ cluster = EcsCluster(
         vpc_id=network.vpc_id,
         namespace=f"{p}.internal",
         container_insights=cfg.container_insights,
-        extra_capacity_providers=[gpu.capacity_provider_name] if gpu else [],
+        gpu_node_group=(
+            GpuNodeGroupArgs(
+                cluster_name=p,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                ami_parameter=cfg.gpu_ami_parameter,
+                instance_type=cfg.gpu_instance_type,
+                root_volume_gb=cfg.gpu_root_volume_gb,
+                min_size=cfg.gpu_nodes_min,
+                max_size=cfg.gpu_nodes_max,
+                launch_tags=default_tags(cfg.project, cfg.stack, "embeddings"),
+            )
+            if cfg.embeddings_on_gpu
+            else None
+        ),
     ),
     shared,
 )
+gpu = cluster.gpu_node_group
 storage = Storage(
     f"{p}-data",
     StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids, force_destroy=cfg.destroy_with_contents),

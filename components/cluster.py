@@ -1,13 +1,14 @@
-"""ECS cluster: Container Insights, FARGATE and FARGATE_SPOT capacity providers, a service discovery namespace."""
+"""ECS cluster: Container Insights, FARGATE and FARGATE_SPOT capacity providers, an optional GPU node group, and a
+service discovery namespace."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
 
+from components.gpu import GpuNodeGroup, GpuNodeGroupArgs
 from components.ordering import after
 
 
@@ -23,8 +24,16 @@ class EcsClusterArgs:
     """Private DNS namespace for service discovery, e.g. ``artwork-matcher-demo.internal``."""
     container_insights: bool = True
     """Turn on Container Insights metrics."""
-    extra_capacity_providers: Sequence[pulumi.Input[str]] = ()
-    """EC2 capacity providers (the GPU node group's) added next to FARGATE and FARGATE_SPOT."""
+    gpu_node_group: GpuNodeGroupArgs | None = None
+    """A GPU node group whose capacity provider joins FARGATE and FARGATE_SPOT. It is built after the cluster and
+    before the association: nodes join a cluster that exists, and ``destroy`` removes them before the cluster (ECS
+    refuses to delete a cluster with container instances)."""
+
+    def __post_init__(self) -> None:
+        if self.gpu_node_group is not None and self.gpu_node_group.cluster_name != self.cluster_name:
+            raise ValueError(
+                "gpu_node_group.cluster_name and cluster_name differ: the nodes would join another cluster"
+            )
 
 
 class EcsCluster(pulumi.ComponentResource):
@@ -37,6 +46,7 @@ class EcsCluster(pulumi.ComponentResource):
             know yet).
         namespace_id: The Cloud Map namespace id services register in.
         namespace_name: The namespace's DNS name (services are ``<service>.<namespace_name>``).
+        gpu_node_group: The GPU node group, when one was asked for.
     """
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -52,10 +62,16 @@ class EcsCluster(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        self.gpu_node_group = (
+            GpuNodeGroup(f"{name}-gpu", dataclasses.replace(args.gpu_node_group, cluster_name=self.cluster.name), child)
+            if args.gpu_node_group is not None
+            else None
+        )
+        extra = [self.gpu_node_group.capacity_provider_name] if self.gpu_node_group else []
         self.capacity_providers = aws.ecs.ClusterCapacityProviders(
             f"{name}-capacity",
             cluster_name=self.cluster.name,
-            capacity_providers=["FARGATE", "FARGATE_SPOT", *args.extra_capacity_providers],
+            capacity_providers=["FARGATE", "FARGATE_SPOT", *extra],
             default_capacity_provider_strategies=[
                 aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
                     capacity_provider="FARGATE", weight=1, base=0

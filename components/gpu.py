@@ -76,8 +76,9 @@ def user_data(cluster_name: str) -> str:
 class GpuNodeGroupArgs:
     """Inputs of :class:`GpuNodeGroup`."""
 
-    cluster_name: str
-    """Name of the ECS cluster the nodes join."""
+    cluster_name: pulumi.Input[str]
+    """Name of the ECS cluster the nodes join; given as the cluster's output, the nodes wait for the cluster and
+    are deleted before it."""
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets the auto-scaling group spreads over."""
@@ -165,7 +166,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             instance_type=self._args.instance_type,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
             vpc_security_group_ids=[self.security_group.id],
-            user_data=user_data(self._args.cluster_name),
+            user_data=pulumi.Output.from_input(self._args.cluster_name).apply(user_data),
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
             ),

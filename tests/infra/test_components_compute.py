@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pulumi
@@ -62,14 +63,24 @@ def test_network_with_nat_per_zone_and_endpoints(run_component) -> None:
     assert plan.named("n-endpoints-https").inputs["cidrIpv4"] == "10.0.0.0/16"
 
 
-def test_cluster_has_insights_both_fargate_providers_extra_providers_and_a_namespace(run_component) -> None:
-    args = EcsClusterArgs("c", "vpc-1", "c.internal", extra_capacity_providers=["gpu-cp"])
-    plan = run_component(lambda: EcsCluster("k", args))
+def test_cluster_has_insights_both_fargate_providers_its_gpu_group_and_a_namespace(run_component) -> None:
+    gpu = GpuNodeGroupArgs("c", "vpc-1", ["s1", "s2"], ami_parameter="/ami/gpu")
+    plan = run_component(lambda: EcsCluster("k", EcsClusterArgs("c", "vpc-1", "c.internal", gpu_node_group=gpu)))
     cluster = plan.of_type("artwork-matcher:cluster:EcsCluster")[0]
-    assert plan.child_types(cluster) == ["Cluster", "ClusterCapacityProviders", "PrivateDnsNamespace"]
+    assert plan.child_types(cluster) == ["Cluster", "ClusterCapacityProviders", "GpuNodeGroup", "PrivateDnsNamespace"]
     assert plan.named("k-cluster").inputs["settings"] == [{"name": "containerInsights", "value": "enabled"}]
-    assert plan.named("k-capacity").inputs["capacityProviders"] == ["FARGATE", "FARGATE_SPOT", "gpu-cp"]
+    assert plan.named("k-capacity").inputs["capacityProviders"] == ["FARGATE", "FARGATE_SPOT", "k-gpu-cp"]
     assert plan.named("k-namespace").inputs["name"] == "c.internal"
+    # nodes join a cluster that exists, and destroy removes them (and their provider) before the cluster
+    assert plan.waits_for(plan.named("k-gpu-asg"), plan.named("k-cluster"))
+    assert plan.waits_for(plan.named("k-capacity"), plan.named("k-gpu-cp"))
+    assert "ECS_CLUSTER=c\n" in base64.b64decode(plan.named("k-gpu-lt").inputs["userData"]).decode()
+
+
+def test_a_gpu_group_for_another_cluster_is_rejected_naming_both() -> None:
+    gpu = GpuNodeGroupArgs("other", "vpc-1", ["s1"], ami_parameter="/ami/gpu")
+    with pytest.raises(ValueError, match=r"gpu_node_group\.cluster_name and cluster_name differ"):
+        EcsClusterArgs("c", "vpc-1", "c.internal", gpu_node_group=gpu)
 
 
 def test_gpu_node_group_reads_the_ami_from_ssm_and_scales_through_a_managed_capacity_provider(run_component) -> None:

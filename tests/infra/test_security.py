@@ -148,7 +148,7 @@ def owner_of(plan: Plan, r: Registration) -> str:
     while node.parent_urn in by_urn:
         node = by_urn[node.parent_urn]
     part = node.name.removeprefix(f"{plan.project}-{plan.stack}-").removesuffix("-scaling")
-    return {"gpu": "embeddings", "api-key": "gateway"}.get(part, part if part in SERVICES else "shared")
+    return {"api-key": "gateway"}.get(part, part if part in SERVICES else "shared")
 
 
 SERVICES = ("gateway", "embeddings", "search", "geometric")

@@ -223,7 +223,7 @@ def test_gpu_is_required_only_by_embeddings_in_production(demo_plan: Plan, produ
     assert embeddings["requiresCompatibilities"] == ["EC2"]
     ecs_service = production_plan.named("artwork-matcher-production-embeddings-service")
     assert ecs_service.inputs["capacityProviderStrategies"] == [
-        {"capacityProvider": "artwork-matcher-production-gpu-cp", "weight": 1, "base": 1}
+        {"capacityProvider": "artwork-matcher-production-ecs-gpu-cp", "weight": 1, "base": 1}
     ]
 
 
