@@ -19,7 +19,7 @@ from services.common.paths import FEATURES_FILE, IMAGES_DIR, SEARCH_FILE
 from services.common.schemas import ObjectMetadata
 from services.embeddings.model import Embedder
 from services.gateway.collection import REFERENCE_MAX_SIDE
-from services.geometric.store import FeatureStore
+from services.geometric.store import FeatureStore, OutdatedFeatures
 from services.geometric.verify import VerifyParams, extract_features
 from services.search.index import VectorIndex
 
@@ -79,7 +79,7 @@ def build_collection(
     rows = read_catalogue(catalogue)
     index_path, features_path = snapshot / SEARCH_FILE, snapshot / FEATURES_FILE
     index = VectorIndex.load(index_path) if index_path.exists() else None
-    store = FeatureStore.load_or_empty(features_path)
+    store = _feature_store(features_path, params)
     if index is not None and index.model and index.model != embedder.name:
         raise ServiceError(
             f"snapshot {snapshot} was built with model {index.model!r}, not {embedder.name!r}; "
@@ -133,6 +133,22 @@ def build_collection(
     for object_id in report.removed:  # only once the saved index no longer names them
         _remove_image_copies(images_dir, object_id)
     return report
+
+
+def _feature_store(path: Path, params: VerifyParams) -> FeatureStore:
+    """The snapshot's feature store, or an empty one when its features were made by another extractor (an older
+    format or other settings): every reference is then processed again."""
+    stamp = params.extractor_stamp()
+    try:
+        store = FeatureStore.load_or_empty(path)
+    except OutdatedFeatures as exc:
+        log.warning("%s: extracting every reference's features again", exc)
+        return FeatureStore(extractor=stamp)
+    if store.extractor and store.extractor != stamp:
+        log.warning("%s: features made by %r, extracting them again with %r", path, store.extractor, stamp)
+        return FeatureStore(extractor=stamp)
+    store.extractor = stamp
+    return store
 
 
 def _remove_image_copies(images_dir: Path, object_id: str, keep: str | None = None) -> None:

@@ -20,17 +20,23 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from services.common.atomic import atomic_write, file_signature
-from services.geometric.verify import FeatureSet
+from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
-__all__ = ["FeatureStore", "FeatureStoreError", "file_signature"]
+__all__ = ["FeatureStore", "FeatureStoreError", "OutdatedFeatures", "file_signature"]
 
 FORMAT = "artwork-matcher/geometric-features"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: quantised RootSIFT descriptors (128 columns) and the extractor stamp in the header; 1 held ORB descriptors."""
 _ARRAYS = ("header", "keypoints", "descriptors", "offsets", "sizes")
 
 
 class FeatureStoreError(ValueError):
     """A feature file is unreadable or breaks the format; the message names the file."""
+
+
+class OutdatedFeatures(FeatureStoreError):
+    """A whole feature file written in an older format or by another extractor: its references must be extracted
+    again (``artwork-matcher index build`` does that by itself)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,11 @@ class FeatureStore:
     that produced the loaded file, so a replica can tell whether a newer snapshot exists.
     """
 
-    def __init__(self, items: Mapping[str, FeatureSet] | None = None, *, version: int = 0) -> None:
+    def __init__(self, items: Mapping[str, FeatureSet] | None = None, *, version: int = 0, extractor: str = "") -> None:
+        """A store of ``items``; ``extractor`` names the settings the features were made with
+        (:meth:`VerifyParams.extractor_stamp`), saved in the file's header."""
         items = dict(items or {})
+        self.extractor = extractor
         for object_id, features in items.items():
             _check_entry(object_id, features)
         self._snapshot = _Snapshot(version, items)
@@ -107,7 +116,7 @@ class FeatureStore:
         with self._save_lock:
             snapshot = self._snapshot
             saved_at = time.time()
-            arrays = _to_arrays(snapshot, saved_at)
+            arrays = _to_arrays(snapshot, saved_at, self.extractor)
             atomic_write(Path(path), lambda handle: _write_npz(handle, arrays))
             self.saved_at = saved_at
             return snapshot.version
@@ -133,9 +142,11 @@ class FeatureStore:
             raise FeatureStoreError(f"{path}: unreadable feature file ({exc})") from exc
         try:
             header, items = _from_arrays(arrays)
+        except OutdatedFeatures as exc:
+            raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
-        store = cls(items, version=header["version"])
+        store = cls(items, version=header["version"], extractor=str(header.get("extractor", "")))
         store.saved_at = header["saved_at"]
         return store
 
@@ -155,16 +166,18 @@ def _check_entry(object_id: object, features: object) -> None:
         raise ValueError(f"features of {object_id!r} must be a FeatureSet, got {type(features).__name__}")
 
 
-def _to_arrays(snapshot: _Snapshot, saved_at: float) -> dict[str, np.ndarray]:
+def _to_arrays(snapshot: _Snapshot, saved_at: float, extractor: str) -> dict[str, np.ndarray]:
     ids = list(snapshot.items)
     sets = [snapshot.items[object_id] for object_id in ids]
     counts = np.array([len(fs) for fs in sets], dtype=np.int64)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": snapshot.version}
-    header |= {"saved_at": saved_at, "ids": ids}
+    header |= {"saved_at": saved_at, "ids": ids, "extractor": extractor}
     return {
         "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
         "keypoints": np.concatenate([fs.keypoints for fs in sets]) if sets else np.zeros((0, 2), np.float32),
-        "descriptors": np.concatenate([fs.descriptors for fs in sets]) if sets else np.zeros((0, 32), np.uint8),
+        "descriptors": np.concatenate([fs.descriptors for fs in sets])
+        if sets
+        else np.zeros((0, DESCRIPTOR_SIZE), np.uint8),
         "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         "sizes": np.array([[fs.width, fs.height] for fs in sets], dtype=np.int64).reshape(-1, 2),
     }
@@ -179,7 +192,10 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[st
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"header does not name the format {FORMAT!r}")
     if header.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"format version {header.get('format_version')!r}, expected {FORMAT_VERSION}")
+        found = header.get("format_version")
+        if isinstance(found, int) and 0 < found < FORMAT_VERSION:
+            raise OutdatedFeatures(f"features in format version {found}, this version reads {FORMAT_VERSION}")
+        raise ValueError(f"format version {found!r}, expected {FORMAT_VERSION}")
     ids, version, saved_at = header["ids"], header["version"], header["saved_at"]
     if not isinstance(version, int) or version < 0 or not isinstance(saved_at, int | float):
         raise ValueError("header version or saved_at is invalid")

@@ -7,7 +7,7 @@ import numpy as np
 from services.common.arrays import decode_array, encode_array
 from services.common.errors import InvalidFields
 from services.common.schemas import Features, MatchResult
-from services.geometric.verify import FeatureSet, PairResult
+from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet, PairResult
 
 SCORE_HALF_INLIERS = 25.0
 """Inliers at which ``score`` reaches 0.5: score = inliers / (inliers + 25), a bounded strength of the match."""
@@ -31,7 +31,7 @@ def features_from_wire(wire: Features, *, max_keypoints: int) -> FeatureSet:
             f"{wire.count} keypoints sent; at most {max_keypoints}", details={"count": wire.count, "max": max_keypoints}
         )
     keypoints = decode_array(wire.keypoints, np.float32, 2, wire.count, field="query.keypoints")
-    descriptors = decode_array(wire.descriptors, np.uint8, 32, wire.count, field="query.descriptors")
+    descriptors = decode_array(wire.descriptors, np.uint8, DESCRIPTOR_SIZE, wire.count, field="query.descriptors")
     if not np.isfinite(keypoints).all():
         raise InvalidFields("query.keypoints must be finite", details={"field": "query.keypoints"})
     return FeatureSet(keypoints, descriptors, wire.width, wire.height)

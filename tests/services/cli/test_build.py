@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 
 from services.cli.build import build_collection, check_snapshot, sha256_file
 from services.common.errors import ServiceError
-from services.geometric.store import FeatureStore
+from services.geometric.store import FORMAT, FeatureStore
+from services.geometric.verify import VerifyParams
 from services.search.index import VectorIndex
 from tests.services.fakes import FakeEmbedder, encode, textured
 
@@ -181,6 +183,37 @@ def test_a_snapshot_of_another_model_is_refused(source, snapshot):
 def test_lost_features_are_rebuilt_for_every_indexed_object(source, snapshot):
     build_collection(source, snapshot, FakeEmbedder())
     (snapshot / "features.npz").unlink()
+
+    report = build_collection(source, snapshot, FakeEmbedder())
+
+    assert sorted(report.updated) == ["alpha", "beta", "gamma"]
+    assert_consistent(snapshot)
+
+
+def test_features_of_another_extractor_are_extracted_again_and_stamped(source, snapshot):
+    build_collection(source, snapshot, FakeEmbedder())
+    old = FeatureStore.load(snapshot / "features.npz")
+    stale = FeatureStore({i: f for i in old.ids() if (f := old.get(i)) is not None}, extractor="orb-v0:old")
+    stale.save(snapshot / "features.npz")
+
+    report = build_collection(source, snapshot, FakeEmbedder())
+
+    assert sorted(report.updated) == ["alpha", "beta", "gamma"]
+    _, store = assert_consistent(snapshot)
+    assert store.extractor == VerifyParams().extractor_stamp()
+
+
+def test_a_feature_file_of_an_older_format_is_extracted_again(source, snapshot):
+    build_collection(source, snapshot, FakeEmbedder())
+    header = {"format": FORMAT, "format_version": 1, "version": 1, "saved_at": 0.0, "ids": ["alpha"]}
+    np.savez(
+        snapshot / "features.npz",
+        header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+        keypoints=np.zeros((2, 2), np.float32),
+        descriptors=np.zeros((2, 32), np.uint8),
+        offsets=np.array([0, 2], np.int64),
+        sizes=np.array([[10, 10]], np.int64),
+    )
 
     report = build_collection(source, snapshot, FakeEmbedder())
 

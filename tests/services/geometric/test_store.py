@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from services.geometric import store as store_module
-from services.geometric.store import FeatureStore, FeatureStoreError, file_signature
-from services.geometric.verify import FeatureSet
+from services.geometric.store import FeatureStore, FeatureStoreError, OutdatedFeatures, file_signature
+from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
 
 def features(seed: int, n: int = 7, width: int = 64, height: int = 48) -> FeatureSet:
     rng = np.random.default_rng(seed)
     keypoints = np.column_stack([rng.uniform(0, width, n), rng.uniform(0, height, n)]).astype(np.float32)
-    return FeatureSet(keypoints, rng.integers(0, 256, (n, 32), dtype=np.uint8), width, height)
+    return FeatureSet(keypoints, rng.integers(0, 256, (n, DESCRIPTOR_SIZE), dtype=np.uint8), width, height)
 
 
 def assert_same(a: FeatureSet | None, b: FeatureSet | None) -> None:
@@ -127,11 +127,17 @@ def test_file_signature_tells_a_replica_a_newer_file_exists(tmp_path, filled):
 
 
 def _write_arrays(path: Path, **overrides: np.ndarray) -> None:
-    header = {"format": store_module.FORMAT, "format_version": 1, "version": 1, "saved_at": 0.0, "ids": ["a"]}
+    header = {
+        "format": store_module.FORMAT,
+        "format_version": store_module.FORMAT_VERSION,
+        "version": 1,
+        "saved_at": 0.0,
+        "ids": ["a"],
+    }
     arrays = {
         "header": np.frombuffer(json.dumps(header).encode(), np.uint8),
         "keypoints": np.zeros((2, 2), np.float32),
-        "descriptors": np.zeros((2, 32), np.uint8),
+        "descriptors": np.zeros((2, DESCRIPTOR_SIZE), np.uint8),
         "offsets": np.array([0, 2], np.int64),
         "sizes": np.array([[10, 10]], np.int64),
     }
@@ -139,7 +145,13 @@ def _write_arrays(path: Path, **overrides: np.ndarray) -> None:
 
 
 def _header(**fields: object) -> np.ndarray:
-    header = {"format": store_module.FORMAT, "format_version": 1, "version": 1, "saved_at": 0.0, "ids": ["a"]}
+    header = {
+        "format": store_module.FORMAT,
+        "format_version": store_module.FORMAT_VERSION,
+        "version": 1,
+        "saved_at": 0.0,
+        "ids": ["a"],
+    }
     return np.frombuffer(json.dumps(header | fields).encode(), np.uint8)
 
 
@@ -164,6 +176,22 @@ def test_inconsistent_file_raises_a_clear_error_naming_it(tmp_path, overrides, m
     with pytest.raises(FeatureStoreError, match=message) as caught:
         FeatureStore.load(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_file_of_an_older_format_says_to_extract_the_features_again(tmp_path):
+    path = tmp_path / "orb.npz"
+    _write_arrays(path, header=_header(format_version=1), descriptors=np.zeros((2, 32), np.uint8))
+
+    with pytest.raises(OutdatedFeatures, match="index build") as caught:
+        FeatureStore.load(path)
+    assert str(path) in str(caught.value) and "format version 1" in str(caught.value)
+
+
+def test_the_extractor_stamp_survives_a_save(tmp_path):
+    store = FeatureStore({"a": features(5)}, extractor="rootsift-v1:test")
+    store.save(tmp_path / "f.npz")
+
+    assert FeatureStore.load(tmp_path / "f.npz").extractor == "rootsift-v1:test"
 
 
 def test_well_formed_file_written_by_hand_loads(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from skimage import data
 
 from services.geometric.verify import (
+    DESCRIPTOR_SIZE,
     FeatureSet,
     PairResult,
     VerifyParams,
@@ -36,7 +37,7 @@ def project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def random_descriptors(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    return rng.integers(0, 256, size=(n, DESCRIPTOR_SIZE), dtype=np.uint8)
 
 
 def synthetic_pair(query_points: np.ndarray, ref_points: np.ndarray, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
@@ -52,11 +53,11 @@ def grid_points(seed: int = 0, n: int = 60) -> np.ndarray:
     return np.column_stack([rng.uniform(10, 390, n), rng.uniform(10, 290, n)])
 
 
-def hamming_oracle(query: np.ndarray, reference: np.ndarray, ratio: float) -> set[tuple[int, int]]:
-    """Brute-force numpy Lowe's ratio test on bit-unpacked descriptors."""
-    q_bits = np.unpackbits(query, axis=1).astype(np.int32)
-    r_bits = np.unpackbits(reference, axis=1).astype(np.int32)
-    distances = (q_bits[:, None, :] != r_bits[None, :, :]).sum(axis=2)
+def euclidean_oracle(query: np.ndarray, reference: np.ndarray, ratio: float) -> set[tuple[int, int]]:
+    """Brute-force numpy Lowe's ratio test on Euclidean distances between the descriptors as numbers."""
+    q = query.astype(np.float64)
+    r = reference.astype(np.float64)
+    distances = np.sqrt(((q[:, None, :] - r[None, :, :]) ** 2).sum(axis=2))
     kept = set()
     for i, row in enumerate(distances):
         order = np.argsort(row, kind="stable")
@@ -227,15 +228,15 @@ def test_match_descriptors_agrees_with_a_brute_force_oracle(ratio, n_query, n_re
     query = random_descriptors(rng, n_query)
     # Half the query rows are noisy copies of reference rows, so some pass the ratio test and some do not.
     picks = rng.integers(0, n_ref, n_query // 2)
-    flips = rng.random((n_query // 2, 256)) < rng.uniform(0.0, 0.35, (n_query // 2, 1))
-    query[: n_query // 2] = np.packbits(np.unpackbits(reference[picks], axis=1) ^ flips, axis=1)
+    noise = rng.normal(0.0, 1.0, (n_query // 2, DESCRIPTOR_SIZE)) * rng.uniform(0.0, 90.0, (n_query // 2, 1))
+    query[: n_query // 2] = np.clip(reference[picks] + noise, 0, 255).astype(np.uint8)
     q_set = FeatureSet(np.zeros((n_query, 2), np.float32), query, 1, 1)
     r_set = FeatureSet(np.zeros((n_ref, 2), np.float32), reference, 1, 1)
 
     matches = match_descriptors(q_set, r_set, ratio)
 
     assert matches.dtype == np.int64 and matches.shape[1] == 2
-    assert {tuple(map(int, row)) for row in matches} == hamming_oracle(query, reference, ratio)
+    assert {tuple(map(int, row)) for row in matches} == euclidean_oracle(query, reference, ratio)
     assert len(matches) > 0
 
 
@@ -291,7 +292,7 @@ def test_verify_many_keeps_reference_order(astronaut, astronaut_features):
 
 
 GOOD_KP = np.zeros((3, 2), np.float32)
-GOOD_DESC = np.zeros((3, 32), np.uint8)
+GOOD_DESC = np.zeros((3, DESCRIPTOR_SIZE), np.uint8)
 
 
 @pytest.mark.parametrize(
@@ -302,7 +303,7 @@ GOOD_DESC = np.zeros((3, 32), np.uint8)
         ({"keypoints": [[0.0, 0.0]] * 3}, "keypoints"),
         ({"descriptors": np.zeros((3, 31), np.uint8)}, "descriptors"),
         ({"descriptors": GOOD_DESC.astype(np.int8)}, "descriptors"),
-        ({"descriptors": np.zeros((4, 32), np.uint8)}, "counts must be equal"),
+        ({"descriptors": np.zeros((4, DESCRIPTOR_SIZE), np.uint8)}, "counts must be equal"),
         ({"width": 0}, "width"),
         ({"height": 2.5}, "height"),
         ({"width": True}, "width"),
@@ -317,7 +318,7 @@ def test_feature_set_rejects_contract_violations(kwargs, message):
 
 def test_empty_feature_set_meets_the_contract():
     empty = FeatureSet.empty(640, 480)
-    assert empty.keypoints.shape == (0, 2) and empty.descriptors.shape == (0, 32)
+    assert empty.keypoints.shape == (0, 2) and empty.descriptors.shape == (0, DESCRIPTOR_SIZE)
     assert len(empty) == 0 and (empty.width, empty.height) == (640, 480)
 
 
