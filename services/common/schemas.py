@@ -91,10 +91,12 @@ class ObjectMetadata(Struct, forbid_unknown_fields=True):
 
 
 class SearchRequest(Struct, forbid_unknown_fields=True):
-    """Query vectors (each L2-normalised, the index's dimension) and how many hits per vector."""
+    """Query vectors (each L2-normalised, the index's dimension) and how many hits per vector; ``include``: objects
+    to score as well, whatever their rank (the gateway's local-feature shortlist)."""
 
     vectors: Annotated[list[list[float]], Meta(min_length=1, max_length=32)]
     k: Annotated[int, Meta(ge=1, le=K_MAX)] = 10
+    include: Annotated[list[ObjectId], Meta(max_length=K_MAX)] = msgspec.field(default_factory=list)
 
 
 class SearchHit(Struct):
@@ -107,11 +109,13 @@ class SearchHit(Struct):
 
 
 class SearchResponse(Struct):
-    """``results[i]`` are the hits of ``vectors[i]``, best first."""
+    """``results[i]`` are the hits of ``vectors[i]``, best first; ``included``: each requested ``include`` object
+    that is indexed, with its best score over all vectors and rank 0."""
 
     results: list[list[SearchHit]]
     index_size: int
     processing_time_ms: float
+    included: list[SearchHit] = msgspec.field(default_factory=list)
 
 
 class UpsertRequest(Struct, forbid_unknown_fields=True):
@@ -136,7 +140,8 @@ class ObjectList(Struct):
 class Features(Struct, forbid_unknown_fields=True):
     """Local features of one image.
 
-    ``keypoints``: base64 float32 (N, 2) pixel coordinates; ``descriptors``: base64 uint8 (N, 32) ORB descriptors.
+    ``keypoints``: base64 float32 (N, 2) pixel coordinates; ``descriptors``: base64 uint8 (N, 128) quantised
+    RootSIFT descriptors (each component × 255 of a unit-norm RootSIFT row).
     """
 
     keypoints: str
@@ -147,18 +152,30 @@ class Features(Struct, forbid_unknown_fields=True):
 
 
 class ExtractRequest(Struct, forbid_unknown_fields=True):
-    """An image, base64; ``fine``: also return a finer feature set (more keypoints at a higher resolution)."""
+    """An image, base64; ``fine``: also return a finer feature set (more keypoints at a higher resolution);
+    ``shortlist``: also return up to this many references that the image's descriptors vote for."""
 
     image: str
     fine: bool = False
+    shortlist: Annotated[int, Meta(ge=0, le=K_MAX)] = 0
+
+
+class ShortlistVote(Struct):
+    """A reference the query's local features point to: ``votes`` query descriptors whose nearest descriptor in
+    the whole collection is this reference's, clearly nearer than the second nearest (Lowe's ratio)."""
+
+    reference_id: str
+    votes: int
 
 
 class ExtractResponse(Struct):
-    """The features of the image, the finer set when asked for, and the time taken."""
+    """The features of the image, the finer set when asked for, the local-feature shortlist when asked for (most
+    votes first), and the time taken."""
 
     features: Features
     processing_time_ms: float
     fine: Features | None = None
+    shortlist: list[ShortlistVote] = msgspec.field(default_factory=list)
 
 
 class MatchRequest(Struct, forbid_unknown_fields=True):

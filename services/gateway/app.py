@@ -289,6 +289,7 @@ def create_app(
         query_max_side=settings.query_max_side,
         default_k=settings.default_k,
         fine_candidates=settings.fine_candidates,
+        shortlist=settings.shortlist,
     )
     collection = CollectionManager(embeddings_client, search_client, geometric_client, images)
     metrics = ServiceMetrics("gateway")

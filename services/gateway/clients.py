@@ -250,9 +250,9 @@ class SearchClient(BackendClient):
 
     name = "search"
 
-    async def search(self, vectors: list[list[float]], k: int) -> SearchResponse:
-        """Top-k hits per vector."""
-        body = SearchRequest(vectors=vectors, k=k)
+    async def search(self, vectors: list[list[float]], k: int, include: list[str] | None = None) -> SearchResponse:
+        """Top-k hits per vector, and the scores of the ``include`` objects whatever their rank."""
+        body = SearchRequest(vectors=vectors, k=k, include=list(include or []))
         return await self.request("POST", "/search", SearchResponse, body=body, idempotent=True)
 
     async def get(self, object_id: str) -> ObjectMetadata:
@@ -278,9 +278,10 @@ class GeometricClient(BackendClient):
 
     name = "geometric"
 
-    async def extract(self, image_b64: str, *, fine: bool = False) -> ExtractResponse:
-        """Local features of the query image (and its finer set, with ``fine``)."""
-        body = ExtractRequest(image=image_b64, fine=fine)
+    async def extract(self, image_b64: str, *, fine: bool = False, shortlist: int = 0) -> ExtractResponse:
+        """Local features of the query image (and its finer set, with ``fine``; and up to ``shortlist`` references
+        its descriptors vote for)."""
+        body = ExtractRequest(image=image_b64, fine=fine, shortlist=shortlist)
         return await self.request("POST", "/extract", ExtractResponse, body=body, idempotent=True)
 
     async def match_batch(

@@ -27,6 +27,8 @@ class Candidate:
     similarity: float
     metadata: ObjectMetadata | None = None
     geometric: MatchResult | None = None
+    votes: int = 0
+    """Query descriptors that voted for this artwork (the local-feature shortlist); 0 when not voted for."""
 
 
 @dataclass(frozen=True)

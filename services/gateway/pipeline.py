@@ -32,15 +32,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def merge_hits(rows: list[list[SearchHit]], k: int) -> list[Candidate]:
-    """One candidate per object with its best similarity over all regions, best first, at most ``k``."""
+def merge_hits(
+    rows: list[list[SearchHit]],
+    k: int,
+    included: list[SearchHit] | None = None,
+    votes: dict[str, int] | None = None,
+) -> list[Candidate]:
+    """One candidate per object with its best similarity over all regions, best first: the embedding's top ``k``,
+    then the ``included`` objects (the local-feature shortlist, scored by search) that are not among them, each
+    with its ``votes``."""
+    votes = votes or {}
     best: dict[str, SearchHit] = {}
     for row in rows:
         for hit in row:
             if hit.object_id not in best or hit.score > best[hit.object_id].score:
                 best[hit.object_id] = hit
     ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
-    return [Candidate(h.object_id, h.score, h.metadata) for h in ranked]
+    chosen = {h.object_id for h in ranked}
+    extra = sorted((h for h in included or [] if h.object_id not in chosen), key=lambda h: h.score, reverse=True)
+    return [Candidate(h.object_id, h.score, h.metadata, votes=votes.get(h.object_id, 0)) for h in [*ranked, *extra]]
 
 
 def to_match(scored: Scored) -> Match:
@@ -80,6 +90,7 @@ class IdentifyPipeline:
         query_max_side: int = 1024,
         default_k: int = 30,
         fine_candidates: int = 5,
+        shortlist: int = 10,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
@@ -88,6 +99,7 @@ class IdentifyPipeline:
         self.query_max_side = query_max_side
         self.default_k = default_k
         self.fine_candidates = fine_candidates
+        self.shortlist = shortlist
 
     async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
         """Identify the artworks in a decoded, upright RGB photo."""
@@ -97,7 +109,9 @@ class IdentifyPipeline:
 
         embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
         extract_task = (
-            asyncio.create_task(self._timed(self.geometric.extract(payload, fine=self.fine_candidates > 0)))
+            asyncio.create_task(
+                self._timed(self.geometric.extract(payload, fine=self.fine_candidates > 0, shortlist=self.shortlist))
+            )
             if options.geometric_verification
             else None
         )
@@ -118,8 +132,9 @@ class IdentifyPipeline:
                 degradation = f"geometric verification unavailable: {exc.message}"
 
         k = options.k or self.default_k
-        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, k))
-        candidates = merge_hits(hits_response.results, k)
+        votes = {v.reference_id: v.votes for v in features.shortlist} if features is not None else {}
+        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, k, list(votes)))
+        candidates = merge_hits(hits_response.results, k, hits_response.included, votes)
 
         if features is not None and candidates:
             try:
@@ -196,11 +211,11 @@ class IdentifyPipeline:
 
 def _attach(candidates: list[Candidate], results: list[MatchResult]) -> list[Candidate]:
     by_id = {r.reference_id: r for r in results}
-    return [Candidate(c.object_id, c.similarity, c.metadata, by_id.get(c.object_id)) for c in candidates]
+    return [Candidate(c.object_id, c.similarity, c.metadata, by_id.get(c.object_id), c.votes) for c in candidates]
 
 
 def _debug_row(c: Candidate) -> dict[str, object]:
-    row: dict[str, object] = {"object_id": c.object_id, "similarity": round(c.similarity, 4)}
+    row: dict[str, object] = {"object_id": c.object_id, "similarity": round(c.similarity, 4), "votes": c.votes}
     if c.geometric is not None:
         g = c.geometric
         row.update(

@@ -1,1 +1,2 @@
-"""Geometric verification service: ORB features, ratio-test matching and MAGSAC++ homographies."""
+"""Geometric verification service: RootSIFT features, a descriptor-vote shortlist, ratio-test matching and MAGSAC++
+homographies."""

@@ -29,6 +29,7 @@ from services.common.schemas import (
     MatchResult,
     ReferenceInfo,
     ReferenceRequest,
+    ShortlistVote,
 )
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
@@ -82,17 +83,27 @@ def info(state: State) -> dict[str, object]:
         "service": "geometric",
         "version": __version__,
         "references": len(refs.store),
+        "vote_index": {"kind": refs.votes.kind, "descriptors": refs.votes.descriptors},
+        "extractor": refs.params.extractor_stamp(),
         "params": {k: getattr(refs.params, k) for k in refs.params.__dataclass_fields__},
         "settings": redact(state.settings),
     }
 
 
-@post("/extract", operation_id="extract", summary="ORB features of an image", status_code=200, sync_to_thread=True)
+@post(
+    "/extract",
+    operation_id="extract",
+    summary="Local features of an image, and the references they vote for",
+    status_code=200,
+    sync_to_thread=True,
+)
 def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     started = time.perf_counter()
     features, fine = _query_features(state, _pixels(state, data.image), fine=data.fine)
     wired_fine = features_to_wire(fine) if fine is not None else None
-    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000, wired_fine)
+    votes = state.references.shortlist(features, data.shortlist) if data.shortlist else []
+    shortlist = [ShortlistVote(v.object_id, v.votes) for v in votes]
+    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000, wired_fine, shortlist)
 
 
 @post(
@@ -179,7 +190,10 @@ def create_app(settings: GeometricSettings | None = None, *, references: Referen
 
     return build_app(
         title="artwork-matcher geometric",
-        description="ORB local features and homography verification (ratio test + MAGSAC++) against references.",
+        description=(
+            "RootSIFT local features (after CLAHE), a shortlist by descriptor votes over the whole collection, and "
+            "homography verification (ratio test + MAGSAC++) against references."
+        ),
         version=__version__,
         route_handlers=[health, info, extract, match, match_batch, get_reference, put_reference, delete_reference],
         lifespan=[lifespan],

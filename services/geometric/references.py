@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from services.common.atomic import file_signature
-from services.geometric.store import FeatureStore
+from services.geometric.retrieval import Vote, VoteIndex
+from services.geometric.store import FeatureStore, OutdatedFeatures
 from services.geometric.verify import FeatureSet, PairResult, VerifyParams, verify_pair
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,8 @@ U = TypeVar("U")
 
 
 class References:
-    """Reference features with persistence after each change and pick-up of newer files."""
+    """Reference features with persistence after each change, pick-up of newer files, and the vote index of their
+    descriptors (the local-feature shortlist)."""
 
     def __init__(
         self, path: Path, *, params: VerifyParams | None = None, autosave: bool = True, threads: int = 1
@@ -32,7 +34,8 @@ class References:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="verify") if self.threads > 1 else None
         self.params = params or VerifyParams()
         self.autosave = autosave
-        self.store = FeatureStore()
+        self.store = FeatureStore(extractor=self.params.extractor_stamp())
+        self.votes = VoteIndex(ratio=self.params.ratio)
         self._signature: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
@@ -42,9 +45,25 @@ class References:
         if signature is None:
             log.info("no features at %s: starting empty", self.path)
             return
-        self.store = FeatureStore.load(self.path)
+        store = FeatureStore.load(self.path)
+        expected = self.params.extractor_stamp()
+        if store.extractor and store.extractor != expected:
+            raise OutdatedFeatures(
+                f"{self.path}: features made by extractor {store.extractor!r}, this service extracts {expected!r}; "
+                "run `artwork-matcher index build` to extract them again"
+            )
+        store.extractor = expected
+        votes = VoteIndex(ratio=self.params.ratio)
+        votes.rebuild({object_id: features for object_id in store.ids() if (features := store.get(object_id))})
+        self.store, self.votes = store, votes
         self._signature = signature
-        log.info("loaded features of %d references from %s", len(self.store), self.path)
+        log.info(
+            "loaded features of %d references from %s (vote index: %s, %d descriptors)",
+            len(store),
+            self.path,
+            votes.kind,
+            votes.descriptors,
+        )
 
     def reload_if_changed(self) -> bool:
         """Load the file again when another writer replaced it."""
@@ -58,15 +77,21 @@ class References:
         """Store (or replace) a reference's features and save."""
         with self._lock:
             self.store.put(object_id, features)
+            self.votes.put(object_id, features)
             self._save()
 
     def remove(self, object_id: str) -> bool:
         """Drop a reference's features and save; False when absent."""
         with self._lock:
             removed = self.store.remove(object_id)
+            self.votes.remove(object_id)
             if removed:
                 self._save()
             return removed
+
+    def shortlist(self, query: FeatureSet, limit: int) -> list[Vote]:
+        """The references most query descriptors vote for (see :mod:`services.geometric.retrieval`)."""
+        return self.votes.vote(query, limit)
 
     def verify(
         self, query: FeatureSet, object_ids: list[str], *, fine: FeatureSet | None = None, fine_first: int = 0

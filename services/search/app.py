@@ -77,11 +77,14 @@ def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
     lengths = {len(v) for v in data.vectors}
     if len(lengths) != 1:
         raise InvalidFields("all vectors must have the same length", details={"lengths": sorted(lengths)})
-    hits = catalog.search(np.asarray(data.vectors, dtype=np.float32), data.k)
+    vectors = np.asarray(data.vectors, dtype=np.float32)
+    hits = catalog.search(vectors, data.k)
+    scored = catalog.score(vectors, list(data.include))
     # metadata comes with each hit, read with its vector: a concurrent removal cannot leave a hit without it
     results = [[SearchHit(h.object_id, h.score, h.rank, h.metadata) for h in row] for row in hits]
     elapsed = (time.perf_counter() - started) * 1000
-    return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed)
+    included = [SearchHit(h.object_id, h.score, h.rank, h.metadata) for h in scored]
+    return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed, included=included)
 
 
 @get("/objects", operation_id="listObjects", summary="A page of catalogue entries", sync_to_thread=False)

@@ -83,6 +83,15 @@ class Catalog:
         except ValueError as exc:
             raise InvalidFields(str(exc), details={"dimension": self.index.dimension}) from exc
 
+    def score(self, vectors: np.ndarray, object_ids: list[str]) -> list[Hit]:
+        """Best scores over the vectors of the named objects (unknown ids left out)."""
+        if self.index is None or not object_ids:
+            return []
+        try:
+            return self.index.score(vectors, object_ids)
+        except ValueError as exc:
+            raise InvalidFields(str(exc), details={"dimension": self.index.dimension}) from exc
+
     def find(self, object_id: str) -> ObjectMetadata | None:
         """Metadata of one object, or None."""
         return self.index.get(object_id) if self.index is not None else None

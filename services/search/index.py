@@ -148,6 +148,21 @@ class VectorIndex:
                 )
             return results
 
+    def score(self, vectors: np.ndarray, object_ids: list[str]) -> list[Hit]:
+        """The best score over the query rows of each of ``object_ids`` that is indexed, in the order given, rank 0
+        (scored on request, not ranked); ids not in the index are left out."""
+        queries = check_vectors(vectors, self.dimension)
+        with self._lock:
+            hits = []
+            for object_id in dict.fromkeys(object_ids):
+                label = self._labels.get(object_id)
+                if label is None:
+                    continue
+                stored = np.asarray(self._index.reconstruct(label), dtype=np.float32)
+                best = float(np.max(queries @ stored))
+                hits.append(Hit(object_id, best, 0, self._metadata.get(object_id)))
+            return hits
+
     # --- mutations ----------------------------------------------------------------------------------------------
 
     def upsert(self, vector: np.ndarray, metadata: ObjectMetadata) -> bool:

@@ -58,7 +58,8 @@ class Backends:
     ``hits``: (object_id, score) the search answers for every query vector; ``objects``: the catalogue (metadata
     dicts by id); ``geometric``: match results by id (missing ids answer ``rejected``); ``fail``: per service (or
     ``"service /path"``), an exception class to raise or a handler to answer instead; ``health``: per service, its
-    ``/health`` status.
+    ``/health`` status; ``votes``: (object_id, votes) the geometric service's local-feature shortlist answers;
+    ``scores``: search's score of an object it is asked to ``include`` (default 0.1 for catalogued objects).
     """
 
     hits: list[tuple[str, float]] = field(default_factory=list)
@@ -66,6 +67,8 @@ class Backends:
     geometric: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail: dict[str, Failure] = field(default_factory=dict)
     health: dict[str, str] = field(default_factory=dict)
+    votes: list[tuple[str, int]] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -131,9 +134,13 @@ class Backends:
                 for r, (i, s) in enumerate(self.hits[:k], start=1)
             ]
             results = [row for _ in body["vectors"]]
-            return httpx.Response(
-                200, json={"results": results, "index_size": len(self.objects), "processing_time_ms": 1.0}
-            )
+            included = [
+                {"object_id": i, "score": self.scores.get(i, 0.1), "rank": 0, "metadata": self.objects[i]}
+                for i in body.get("include", [])
+                if i in self.objects
+            ]
+            answer = {"results": results, "index_size": len(self.objects), "processing_time_ms": 1.0}
+            return httpx.Response(200, json=answer | {"included": included})
         if path == "/objects":
             items = [self.objects[i] for i in sorted(self.objects)]
             offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
@@ -155,7 +162,9 @@ class Backends:
         if path == "/extract":
             features = {"keypoints": "", "descriptors": "", "count": 0, "width": 64, "height": 48}
             fine = {**features, "width": 128, "height": 96} if body.get("fine") else None
-            return httpx.Response(200, json={"features": features, "processing_time_ms": 1.0, "fine": fine})
+            shortlist = [{"reference_id": i, "votes": v} for i, v in self.votes[: body.get("shortlist", 0)]]
+            answer = {"features": features, "processing_time_ms": 1.0, "fine": fine, "shortlist": shortlist}
+            return httpx.Response(200, json=answer)
         if path == "/match/batch":
             results = [self.geometric.get(i, rejected(i)) for i in body["reference_ids"]]
             return httpx.Response(200, json={"results": results, "processing_time_ms": 1.0})

@@ -42,14 +42,38 @@ def test_merge_hits_keeps_at_most_k():
     assert merge_hits([[], []], k=5) == []
 
 
+def test_merge_hits_appends_the_shortlisted_objects_the_embedding_missed_with_their_votes():
+    rows = [[hit("a", 0.50), hit("b", 0.40)]]
+    included = [hit("far", 0.10), hit("a", 0.50), hit("mid", 0.30)]
+
+    merged = merge_hits(rows, k=10, included=included, votes={"far": 40, "a": 3, "mid": 7})
+
+    assert [(c.object_id, c.similarity, c.votes) for c in merged] == [
+        ("a", 0.50, 3),
+        ("b", 0.40, 0),
+        ("mid", 0.30, 7),
+        ("far", 0.10, 40),
+    ]
+
+
 def _catalogue(*object_ids: str) -> dict[str, dict]:
     return {i: {"object_id": i, "title": f"Title {i}", "artist": "Painter", "date": "1890"} for i in object_ids}
 
 
-def identify(backends: Backends, options: IdentifyOptions | None = None, params: DecisionParams | None = None):
+def identify(
+    backends: Backends,
+    options: IdentifyOptions | None = None,
+    params: DecisionParams | None = None,
+    **settings: int,
+):
     clients = backends.clients()
     pipeline = IdentifyPipeline(
-        clients["embeddings"], clients["search"], clients["geometric"], params or DecisionParams(), query_max_side=256
+        clients["embeddings"],
+        clients["search"],
+        clients["geometric"],
+        params or DecisionParams(),
+        query_max_side=256,
+        **settings,
     )
 
     async def run():
@@ -219,3 +243,33 @@ def test_without_a_second_try_no_finer_features_are_asked_for():
     assert backends.body_of("geometric", "POST", "/extract")["fine"] is False
     batch = backends.body_of("geometric", "POST", "/match/batch")
     assert batch.get("fine_query") is None and batch["fine_first"] == 0
+
+
+def test_an_artwork_only_the_local_features_shortlist_is_verified_and_answered():
+    backends = Backends(
+        hits=[("other", 0.80)],
+        objects=_catalogue("other", "dark"),
+        geometric={"dark": verified("dark", inliers=60)},
+        votes=[("dark", 25)],
+        scores={"dark": 0.41},
+    )
+    answer = identify(backends, shortlist=5)
+
+    assert backends.body_of("geometric", "POST", "/extract")["shortlist"] == 5
+    assert backends.body_of("search", "POST", "/search")["include"] == ["dark"]
+    assert backends.body_of("geometric", "POST", "/match/batch")["reference_ids"] == ["other", "dark"]
+    assert answer.match is not None and answer.match.object_id == "dark" and answer.match.name == "Title dark"
+    assert answer.match.similarity_score == 0.41
+    assert [(c["object_id"], c["votes"]) for c in answer.debug["candidates"]] == [("other", 0), ("dark", 25)]
+
+
+def test_without_a_shortlist_nothing_extra_is_asked_or_verified():
+    backends = Backends(hits=[("a", 0.8)], objects=_catalogue("a", "b"), votes=[("b", 30)])
+
+    identify(backends)
+    assert backends.body_of("geometric", "POST", "/extract")["shortlist"] == 10  # the pipeline's default
+
+    identify(backends, shortlist=0)
+    assert backends.body_of("geometric", "POST", "/extract")["shortlist"] == 0
+    assert backends.body_of("search", "POST", "/search")["include"] == []
+    assert backends.body_of("geometric", "POST", "/match/batch")["reference_ids"] == ["a"]

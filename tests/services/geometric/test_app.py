@@ -12,6 +12,7 @@ from services.common.arrays import encode_array
 from services.geometric.app import create_app
 from services.geometric.settings import GeometricSettings
 from services.geometric.store import FeatureStore
+from services.geometric.verify import DESCRIPTOR_SIZE
 from tests.services.fakes import b64, encode, in_frame, textured
 
 # in_frame() pastes the 320x240 reference at 0.8 scale at (30, 20) on a 400x300 wall.
@@ -70,7 +71,7 @@ def test_extract_answers_decodable_features_in_the_image_frame(client, photo_of_
     count = features["count"]
     assert count > 100
     keypoints = np.frombuffer(base64.b64decode(features["keypoints"]), "<f4").reshape(count, 2)
-    assert len(base64.b64decode(features["descriptors"])) == count * 32
+    assert len(base64.b64decode(features["descriptors"])) == count * DESCRIPTOR_SIZE
     assert (keypoints >= 0).all() and (keypoints[:, 0] <= 400).all() and (keypoints[:, 1] <= 300).all()
 
 
@@ -167,7 +168,7 @@ def _features(n: int, **overrides) -> dict:
     """Wire features of ``n`` random keypoints, with some fields overridden."""
     rng = np.random.default_rng(0)
     keypoints = rng.uniform(0, 100, (n, 2)).astype(np.float32)
-    descriptors = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    descriptors = rng.integers(0, 256, (n, DESCRIPTOR_SIZE), dtype=np.uint8)
     body = {
         "keypoints": encode_array(keypoints),
         "descriptors": encode_array(descriptors),
@@ -266,7 +267,7 @@ def test_extract_adds_the_finer_feature_set_only_when_asked(client):
 
     assert plain.get("fine") is None
     assert both["features"] == plain["features"]
-    assert (plain["features"]["width"], plain["features"]["height"]) == (640, 480)
+    assert (plain["features"]["width"], plain["features"]["height"]) == (800, 600)
     fine = both["fine"]
     assert (fine["width"], fine["height"]) == (1024, 768)
     assert plain["features"]["count"] < fine["count"] <= 3000
@@ -283,3 +284,29 @@ def test_match_batch_takes_the_finer_set_and_marks_only_results_it_changed(stock
     assert not b["verified"] and not b["fine"]  # another picture: the finer set does not verify it either
     too_many = stocked.post("/match/batch", json={**body, "fine_first": 101})
     assert too_many.status_code == 422
+
+
+def test_extract_shortlists_the_reference_a_photo_shows_only_when_asked(stocked, photo_of_a):
+    plain = stocked.post("/extract", json={"image": photo_of_a}).json()
+    voted = stocked.post("/extract", json={"image": photo_of_a, "shortlist": 5}).json()
+
+    assert plain["shortlist"] == []
+    assert voted["shortlist"][0]["reference_id"] == "ref-a" and voted["shortlist"][0]["votes"] >= 20
+    assert all(v["votes"] < voted["shortlist"][0]["votes"] for v in voted["shortlist"][1:])
+    stored = sum(stocked.get(f"/references/{i}").json()["count"] for i in ("ref-a", "ref-b"))
+    assert stocked.get("/info").json()["vote_index"] == {"kind": "flat", "descriptors": stored}
+
+
+def test_a_deleted_reference_is_no_longer_shortlisted(stocked, photo_of_a):
+    stocked.delete("/references/ref-a")
+
+    voted = stocked.post("/extract", json={"image": photo_of_a, "shortlist": 5}).json()
+
+    assert all(v["reference_id"] != "ref-a" for v in voted["shortlist"])
+
+
+@pytest.mark.parametrize("shortlist", [-1, 101])
+def test_a_shortlist_outside_0_to_100_is_refused(client, photo_of_a, shortlist):
+    response = client.post("/extract", json={"image": photo_of_a, "shortlist": shortlist})
+
+    assert response.status_code in (400, 422) and response.json()["error"] == "validation_error"

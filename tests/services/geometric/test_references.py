@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from services.geometric.references import References
-from services.geometric.verify import FeatureSet
+from services.geometric.store import FeatureStore, OutdatedFeatures
+from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
 
 def _pair(seed: int, n: int = 60) -> tuple[FeatureSet, FeatureSet]:
     """A reference and a query showing it shifted by (20, 10): every one of the ``n`` matches is an inlier."""
     rng = np.random.default_rng(seed)
     points = np.column_stack([rng.uniform(10, 390, n), rng.uniform(10, 290, n)]).astype(np.float32)
-    descriptors = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    descriptors = rng.integers(0, 256, size=(n, DESCRIPTOR_SIZE), dtype=np.uint8)
     reference = FeatureSet(points, descriptors, 400, 300)
     query = FeatureSet(points + np.float32([20, 10]), descriptors.copy(), 640, 480)
     return reference, query
@@ -24,7 +25,7 @@ def _pair(seed: int, n: int = 60) -> tuple[FeatureSet, FeatureSet]:
 def _unrelated(seed: int, n: int = 60) -> FeatureSet:
     rng = np.random.default_rng(seed)
     points = np.column_stack([rng.uniform(0, 640, n), rng.uniform(0, 480, n)]).astype(np.float32)
-    return FeatureSet(points, rng.integers(0, 256, size=(n, 32), dtype=np.uint8), 640, 480)
+    return FeatureSet(points, rng.integers(0, 256, size=(n, DESCRIPTOR_SIZE), dtype=np.uint8), 640, 480)
 
 
 @pytest.fixture(params=[1, 2], ids=["one-thread", "two-threads"])
@@ -82,3 +83,27 @@ def test_a_verified_standard_result_is_kept_and_a_failed_retry_changes_nothing(r
 
     assert results["a"] is not None and results["a"].verified and not results["a"].fine
     assert results["b"] is not None and not results["b"].verified and not results["b"].fine
+
+
+def test_features_of_another_extractor_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "features.npz"
+    FeatureStore({"a": _unrelated(1)}, extractor="orb-v0:old").save(path)
+
+    with pytest.raises(OutdatedFeatures, match="index build"):
+        References(path).load()
+
+
+def test_loaded_and_added_references_are_shortlisted(tmp_path: Path) -> None:
+    ref_a, query_a = _pair(1)
+    ref_b, query_b = _pair(2)
+    FeatureStore({"a": ref_a}, extractor=References(tmp_path / "x").params.extractor_stamp()).save(
+        tmp_path / "features.npz"
+    )
+    references = References(tmp_path / "features.npz", autosave=False)
+    references.load()
+    references.put("b", ref_b)
+
+    assert [v.object_id for v in references.shortlist(query_a, 3)] == ["a"]
+    assert [v.object_id for v in references.shortlist(query_b, 3)] == ["b"]
+    references.remove("a")
+    assert references.shortlist(query_a, 3) == []

@@ -248,3 +248,30 @@ def test_metrics_report_the_index_size(stocked):
 
     assert "search_index_size 4.0" in text
     assert 'http_requests_total{method="PUT",route="/objects/{object_id}",status="200"} 5.0' in text
+
+
+def test_included_objects_are_scored_whatever_their_rank(stocked):
+    queries = [unit(0), unit(1)]
+    response = stocked.post("/search", json={"vectors": queries, "k": 1, "include": ["art-4", "nope", "art-2"]})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [row[0]["object_id"] for row in body["results"]] == ["art-0", "art-1"]
+    included = body["included"]
+    assert [(h["object_id"], h["rank"], h["metadata"]["title"]) for h in included] == [
+        ("art-4", 0, "Painting 4"),
+        ("art-2", 0, "Painting 2"),
+    ]
+    for hit in included:
+        stored = np.array(unit(int(hit["object_id"][-1])))
+        assert hit["score"] == pytest.approx(max(float(np.dot(q, stored)) for q in queries), abs=1e-5)
+
+
+def test_search_without_include_answers_no_included_objects(stocked):
+    assert stocked.post("/search", json={"vectors": [unit(0)], "k": 2}).json()["included"] == []
+
+
+def test_included_ids_outside_the_id_alphabet_are_refused(stocked):
+    response = stocked.post("/search", json={"vectors": [unit(0)], "k": 2, "include": ["../etc"]})
+
+    assert response.status_code in (400, 422) and response.json()["error"] == "validation_error"

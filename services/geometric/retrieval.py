@@ -1,0 +1,144 @@
+"""A shortlist from local features: every query descriptor votes for the reference owning its nearest descriptor.
+
+The embedding shortlist loses paintings that are small, dark, glare-washed or seen through an action camera: their
+whole-photo (or region) embedding sits near other photos, not near their reference. Local features hold there, so
+like classic image-retrieval engines we index every reference descriptor once and let each query descriptor that
+passes Lowe's ratio test against its two nearest neighbours (over the whole collection) vote for the reference that
+owns the nearest one. References with the most votes join the candidates to verify.
+
+The index is exact (FAISS flat L2) for small collections and an inverted file (IVF, trained on the collection,
+``nprobe`` lists searched) above :data:`IVF_MIN_DESCRIPTORS` descriptors. It is updated in place when one
+reference is added, replaced or removed; a trained IVF keeps its centroids until the next full rebuild (a reload).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet, as_float
+
+IVF_MIN_DESCRIPTORS = 100_000
+"""Below this many reference descriptors the index is exact; above, an inverted file."""
+SLOT_BITS = 20
+"""A descriptor's id is ``slot << SLOT_BITS | row``: up to a million keypoints per reference."""
+TRAIN_PER_LIST = 40
+"""Training descriptors per inverted list (FAISS warns below 39): enough for stable centroids, few enough that a
+start-up trains in seconds."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A reference and the number of query descriptors that voted for it."""
+
+    object_id: str
+    votes: int
+
+
+class VoteIndex:
+    """Nearest-descriptor index over every reference's descriptors, thread-safe, updated per reference.
+
+    Args:
+        ratio: Lowe's ratio between the nearest and the second-nearest descriptor of the whole collection.
+        nprobe: inverted lists searched per query descriptor once the index is an IVF.
+        min_votes: fewest votes for a reference to be shortlisted.
+    """
+
+    def __init__(self, *, ratio: float = 0.8, nprobe: int = 4, min_votes: int = 2) -> None:
+        self.ratio = ratio
+        self.nprobe = nprobe
+        self.min_votes = min_votes
+        self._lock = threading.Lock()
+        self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatL2(DESCRIPTOR_SIZE))
+        self._slots: dict[str, int] = {}
+        self._owners: dict[int, str] = {}
+        self._next_slot = 0
+
+    @property
+    def descriptors(self) -> int:
+        """Descriptors indexed."""
+        return int(self._index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        """``flat`` (exact) or ``ivf<nlist>``."""
+        inner = faiss.extract_index_ivf(self._index) if isinstance(self._index, faiss.IndexIVF) else None
+        return f"ivf{inner.nlist}" if inner is not None else "flat"
+
+    def rebuild(self, items: Mapping[str, FeatureSet]) -> None:
+        """Index ``items`` from scratch: exact when small, else an IVF trained on a sample of them."""
+        total = sum(len(f) for f in items.values())
+        if total >= IVF_MIN_DESCRIPTORS:
+            nlist = int(2 * math.sqrt(total))
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(DESCRIPTOR_SIZE), DESCRIPTOR_SIZE, nlist)
+            ivf.train(_training_sample(items, TRAIN_PER_LIST * nlist))
+            ivf.nprobe = self.nprobe
+            index: faiss.Index = ivf
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatL2(DESCRIPTOR_SIZE))
+        slots: dict[str, int] = {}
+        for slot, (object_id, features) in enumerate(items.items()):
+            slots[object_id] = slot
+            if len(features):
+                index.add_with_ids(as_float(features.descriptors), _ids(slot, len(features)))
+        with self._lock:
+            self._index = index
+            self._slots = slots
+            self._owners = {slot: object_id for object_id, slot in slots.items()}
+            self._next_slot = len(slots)
+
+    def put(self, object_id: str, features: FeatureSet) -> None:
+        """Index (or re-index) one reference's descriptors."""
+        with self._lock:
+            self._remove_locked(object_id)
+            slot = self._next_slot
+            self._next_slot += 1
+            self._slots[object_id] = slot
+            self._owners[slot] = object_id
+            if len(features):
+                self._index.add_with_ids(as_float(features.descriptors), _ids(slot, len(features)))
+
+    def remove(self, object_id: str) -> None:
+        """Drop one reference's descriptors; nothing when it is not indexed."""
+        with self._lock:
+            self._remove_locked(object_id)
+
+    def _remove_locked(self, object_id: str) -> None:
+        slot = self._slots.pop(object_id, None)
+        if slot is None:
+            return
+        del self._owners[slot]
+        self._index.remove_ids(faiss.IDSelectorRange(slot << SLOT_BITS, (slot + 1) << SLOT_BITS))
+
+    def vote(self, query: FeatureSet, limit: int) -> list[Vote]:
+        """The ``limit`` references with most votes (at least ``min_votes``), most first, ties by id."""
+        if limit < 1 or len(query) == 0:
+            return []
+        with self._lock:
+            if self._index.ntotal < 2:
+                return []
+            distances, labels = self._index.search(as_float(query.descriptors), 2)
+            owners = dict(self._owners)
+        nearest, second = np.sqrt(np.maximum(distances[:, 0], 0)), np.sqrt(np.maximum(distances[:, 1], 0))
+        distinct = (labels[:, 1] >= 0) & (nearest < self.ratio * second)
+        slots, counts = np.unique(labels[distinct, 0] >> SLOT_BITS, return_counts=True)
+        votes = [Vote(owners[int(s)], int(c)) for s, c in zip(slots, counts, strict=True) if int(s) in owners]
+        votes = [v for v in votes if v.votes >= self.min_votes]
+        votes.sort(key=lambda v: (-v.votes, v.object_id))
+        return votes[:limit]
+
+
+def _ids(slot: int, count: int) -> np.ndarray:
+    return (np.int64(slot) << SLOT_BITS) + np.arange(count, dtype=np.int64)
+
+
+def _training_sample(items: Mapping[str, FeatureSet], size: int) -> np.ndarray:
+    """Up to ``size`` descriptors spread evenly over the collection (a fixed stride, so builds are repeatable)."""
+    everything = np.concatenate([f.descriptors for f in items.values() if len(f)])
+    stride = max(1, len(everything) // size)
+    return as_float(everything[::stride][:size])
