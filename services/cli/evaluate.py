@@ -30,6 +30,7 @@ from services.cli.metrics import (
     point_at,
     precision_coverage,
     reliability,
+    stage_breakdown,
     summarise,
     top_answers,
 )
@@ -118,6 +119,7 @@ def mode_result(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thre
         "threshold": threshold,
         "overall": summary_dict(summarise(photos, answers, threshold)),
         "groups": {g: summary_dict(s) for g, s in by_group(photos, answers, threshold).items()},
+        "stages": stage_breakdown(photos, answers, threshold),
         "latency": latency(answers),
         "failures": failures(photos, answers, threshold),
         "sweep": [asdict(p) for p in precision_coverage(photos, answers)],

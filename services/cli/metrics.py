@@ -161,6 +161,49 @@ def by_group(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thresho
     return dict(sorted(groups.items()))
 
 
+STAGE_KEYS = ("paintings", "embedding", "voted", "shortlisted", "verified", "answered")
+"""Columns of the stage breakdown: labelled paintings, and how many of them reached each stage."""
+
+
+def stage_breakdown(
+    photos: Sequence[LabelledPhoto], answers: Sequence[Answer], threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Per photo group, where each labelled painting of the collection was lost.
+
+    Stages: among the embedding's candidates (``embedding_rank`` > 0), voted for by the local features
+    (``votes`` > 0), shortlisted by either, verified geometrically, answered at ``threshold``. ``missed`` counts why
+    each painting that was not answered was lost: ``not shortlisted``, the geometric check's ``reason``, or
+    ``below threshold`` (verified, but its confidence did not reach the cut).
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for photo, answer in zip(photos, answers, strict=True):
+        if photo.kind != "collection" or answer.error:
+            continue
+        g = groups.setdefault(photo.group, dict.fromkeys(STAGE_KEYS, 0) | {"missed": {}})
+        named = {o for o, _ in answer.named(threshold)}
+        rows = {row.get("object_id"): row for row in answer.candidates}
+        for object_id in sorted(photo.expected):
+            row = rows.get(object_id)
+            g["paintings"] += 1
+            if row is not None:
+                g["shortlisted"] += 1
+                g["embedding"] += int((row.get("embedding_rank") or 0) > 0)
+                g["voted"] += int((row.get("votes") or 0) > 0)
+                g["verified"] += int(bool(row.get("verified")))
+            if object_id in named:
+                g["answered"] += 1
+                continue
+            reason = (
+                "not shortlisted"
+                if row is None
+                else "below threshold"
+                if row.get("verified")
+                else str(row.get("reason") or "not verified")
+            )
+            g["missed"][reason] = g["missed"].get(reason, 0) + 1
+    return dict(sorted(groups.items()))
+
+
 def _evidence(answer: Answer, object_id: str | None) -> dict[str, Any] | None:
     for rank, row in enumerate(answer.candidates, start=1):
         if row.get("object_id") == object_id:

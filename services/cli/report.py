@@ -68,6 +68,17 @@ def _groups(groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return table(header, rows)
 
 
+def _stages(groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not groups:
+        return ["No photo shows a collection artwork.", ""]
+    header = ["group", "paintings", "embedding", "voted", "shortlisted", "verified", "answered", "lost where"]
+    rows = []
+    for name, g in groups.items():
+        lost = ", ".join(f"{reason} {n}" for reason, n in sorted(g["missed"].items(), key=lambda kv: -kv[1]))
+        rows.append([name, *(g[k] for k in header[1:-1]), lost or "–"])
+    return table(header, rows)
+
+
 def _latency(stages: Mapping[str, Mapping[str, float]]) -> list[str]:
     rows = [[stage, *(f"{v[q]:.0f}" for q in ("p50", "p95", "p99", "mean"))] for stage, v in stages.items()]
     return table(["stage (ms)", "p50", "p95", "p99", "mean"], rows)
@@ -133,6 +144,15 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [f"Answers without geometric verification although asked for: {r['degraded']}.", ""]
         lines += _headline(r["overall"])
         lines += ["### Per photo group", "", *_groups(r["groups"])]
+        if "stages" in r:
+            lines += ["### Where labelled paintings were found and lost", ""]
+            lines += [
+                "Per labelled painting: among the embedding's candidates, voted for by the local features, on the "
+                "shortlist (either), verified geometrically, answered; and for those not answered, the stage that "
+                "lost them.",
+                "",
+                *_stages(r["stages"]),
+            ]
         lines += ["### Latency", "", *_latency(r["latency"])]
         lines += ["### Precision versus coverage", ""]
         lines += [f"Operating point: coverage {pct(op['coverage'])}, precision {pct(op['precision'])}.", ""]

@@ -29,6 +29,8 @@ class Candidate:
     geometric: MatchResult | None = None
     votes: int = 0
     """Query descriptors that voted for this artwork (the local-feature shortlist); 0 when not voted for."""
+    embedding_rank: int = 0
+    """1-based rank among the embedding's candidates; 0 when only the local-feature shortlist proposed it."""
 
 
 @dataclass(frozen=True)

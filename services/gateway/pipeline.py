@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable
@@ -50,7 +51,10 @@ def merge_hits(
     ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
     chosen = {h.object_id for h in ranked}
     extra = sorted((h for h in included or [] if h.object_id not in chosen), key=lambda h: h.score, reverse=True)
-    return [Candidate(h.object_id, h.score, h.metadata, votes=votes.get(h.object_id, 0)) for h in [*ranked, *extra]]
+    return [
+        Candidate(h.object_id, h.score, h.metadata, votes=votes.get(h.object_id, 0), embedding_rank=rank)
+        for rank, h in [*enumerate(ranked, start=1), *((0, h) for h in extra)]
+    ]
 
 
 def to_match(scored: Scored) -> Match:
@@ -211,11 +215,16 @@ class IdentifyPipeline:
 
 def _attach(candidates: list[Candidate], results: list[MatchResult]) -> list[Candidate]:
     by_id = {r.reference_id: r for r in results}
-    return [Candidate(c.object_id, c.similarity, c.metadata, by_id.get(c.object_id), c.votes) for c in candidates]
+    return [dataclasses.replace(c, geometric=by_id.get(c.object_id)) for c in candidates]
 
 
 def _debug_row(c: Candidate) -> dict[str, object]:
-    row: dict[str, object] = {"object_id": c.object_id, "similarity": round(c.similarity, 4), "votes": c.votes}
+    row: dict[str, object] = {
+        "object_id": c.object_id,
+        "similarity": round(c.similarity, 4),
+        "embedding_rank": c.embedding_rank,
+        "votes": c.votes,
+    }
     if c.geometric is not None:
         g = c.geometric
         row.update(

@@ -14,6 +14,7 @@ from services.cli.metrics import (
     latency,
     precision_coverage,
     reliability,
+    stage_breakdown,
     summarise,
     top_answers,
 )
@@ -176,3 +177,42 @@ def test_left_out_artworks_are_a_seeded_share_of_the_collection() -> None:
     assert choose_excluded(ids, 0.0, seed=1) == frozenset()
     with pytest.raises(ValueError):
         choose_excluded(ids, 1.0, seed=1)
+
+
+def test_stage_breakdown_says_which_stage_found_and_lost_each_labelled_painting():
+    photos = [_photo("g__1", "A", "B"), _photo("g__2", "C"), _photo("g__3", "D"), _photo("h__1", "E"), _photo("x__1")]
+    rows = {
+        "A": {"object_id": "A", "embedding_rank": 1, "votes": 0, "verified": True},
+        "B": {"object_id": "B", "embedding_rank": 0, "votes": 12, "verified": False, "reason": "too_few_inliers"},
+        "D": {"object_id": "D", "embedding_rank": 4, "votes": 3, "verified": True},
+        "E": {"object_id": "E", "embedding_rank": 0, "votes": 40, "verified": True},
+    }
+    answers = [
+        Answer(matches=(("A", 0.9),), candidates=(rows["A"], rows["B"])),  # A answered, B lost in verification
+        Answer(candidates=(rows["A"],)),  # C never shortlisted
+        Answer(matches=(("D", 0.3),), candidates=(rows["D"],)),  # D verified but under the cut
+        Answer(matches=(("E", 0.8),), candidates=(rows["E"],)),  # E found by the votes alone
+        Answer(),  # a no-match photo: not counted
+    ]
+
+    stages = stage_breakdown(photos, answers, threshold=0.5)
+
+    assert stages["g"] == {
+        "paintings": 4,
+        "embedding": 2,
+        "voted": 2,
+        "shortlisted": 3,
+        "verified": 2,
+        "answered": 1,
+        "missed": {"too_few_inliers": 1, "not shortlisted": 1, "below threshold": 1},
+    }
+    assert stages["h"] | {"missed": None} == {
+        "paintings": 1,
+        "embedding": 0,
+        "voted": 1,
+        "shortlisted": 1,
+        "verified": 1,
+        "answered": 1,
+        "missed": None,
+    }
+    assert set(stages) == {"g", "h"}

@@ -48,11 +48,11 @@ def test_merge_hits_appends_the_shortlisted_objects_the_embedding_missed_with_th
 
     merged = merge_hits(rows, k=10, included=included, votes={"far": 40, "a": 3, "mid": 7})
 
-    assert [(c.object_id, c.similarity, c.votes) for c in merged] == [
-        ("a", 0.50, 3),
-        ("b", 0.40, 0),
-        ("mid", 0.30, 7),
-        ("far", 0.10, 40),
+    assert [(c.object_id, c.similarity, c.votes, c.embedding_rank) for c in merged] == [
+        ("a", 0.50, 3, 1),
+        ("b", 0.40, 0, 2),
+        ("mid", 0.30, 7, 0),
+        ("far", 0.10, 40, 0),
     ]
 
 
