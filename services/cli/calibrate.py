@@ -26,7 +26,13 @@ def add_calibrate(sub: argparse._SubParsersAction, data_options: Callable[[argpa
     """Register ``calibrate`` with the shared data options."""
     cal = sub.add_parser("calibrate", help="fit the decision on labelled photos, store it in the snapshot")
     data_options(cal)
-    cal.add_argument("--responses", type=Path, help="reuse the full-mode answers of an evaluate report.json")
+    cal.add_argument(
+        "--responses",
+        type=Path,
+        action="append",
+        help="reuse the full-mode answers of an evaluate report.json; repeat to fit on several labelled sets together "
+        "(the two-fold check then also reports each set on its own)",
+    )
     cal.add_argument("--target-precision", type=float, default=0.99, help="precision the threshold must reach")
     cal.add_argument("--floor", type=float, default=0.5, help="lowest allowed threshold")
     cal.add_argument("--l2", type=float, default=1.0, help="logistic penalty on standardised weights")
@@ -41,12 +47,30 @@ def add_calibrate(sub: argparse._SubParsersAction, data_options: Callable[[argpa
     cal.set_defaults(func=run_calibrate)
 
 
-def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer], Path]:
-    """Photos and their full-mode answers, and the snapshot the fitted decision belongs to."""
-    if args.responses is not None:
-        records = json.loads(args.responses.read_text())["answers"]["full"]
-        pairs = [from_record(r) for r in records]
-        return [p for p, _ in pairs], [a for _, a in pairs], args.snapshot or default_snapshot_dir()
+def read_responses(files: Sequence[Path]) -> tuple[list[LabelledPhoto], list[Answer], dict[str, str]]:
+    """Photos and full-mode answers of evaluate reports, and which set (named after its photo folder's parent,
+    e.g. ``museum-dev``) each photo comes from."""
+    photos: list[LabelledPhoto] = []
+    answers: list[Answer] = []
+    sets: dict[str, str] = {}
+    for path in files:
+        result = json.loads(path.read_text())
+        folder = Path(str(result.get("meta", {}).get("photo_folder") or path.parent))
+        name = folder.parent.name if folder.name == "pictures" else folder.name
+        for photo, answer in (from_record(r) for r in result["answers"]["full"]):
+            if photo.name in sets:
+                raise ValueError(f"{path}: photo {photo.name} is in two response files")
+            photos.append(photo)
+            answers.append(answer)
+            sets[photo.name] = name
+    return photos, answers, sets
+
+
+def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer], Path, dict[str, str]]:
+    """Photos and their full-mode answers, the snapshot the fitted decision belongs to, and each photo's set."""
+    if args.responses:
+        photos, answers, sets = read_responses(args.responses)
+        return photos, answers, args.snapshot or default_snapshot_dir(), sets
     from services.cli.evaluate import load_set, workdir
 
     dataset, photos, _ = load_set(args)
@@ -58,7 +82,7 @@ def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer]
             if args.url and args.snapshot is None:
                 snapshot = Path(gateway_info(url).get("settings", {}).get("snapshot_dir") or snapshot)
             answers = collect(url, dataset.photos, photos, geometric=True, k=args.k, desc="calibrate")
-    return photos, answers, snapshot
+    return photos, answers, snapshot, {}
 
 
 def _usable(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> tuple[list[LabelledPhoto], list[Any]]:
@@ -71,7 +95,7 @@ def _usable(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> tuple
 def run_calibrate(args: argparse.Namespace) -> int:
     """The ``calibrate`` command."""
     try:
-        photos, answers, snapshot = _gather(args)
+        photos, answers, snapshot, sets = _gather(args)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +104,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     base = DecisionParams()
     open_set = not args.no_open_set
     folds = (
-        cross_validate(photos, evidence, base, settings, folds=args.folds, seed=args.seed, open_set=open_set)
+        cross_validate(
+            photos, evidence, base, settings, folds=args.folds, seed=args.seed, open_set=open_set, sets=sets or None
+        )
         if args.folds >= 2
         else []
     )
@@ -90,6 +116,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         all_p, all_e = all_p + extra_p, all_e + extra_e
     fitted_on = {
         "photos": len(photos),
+        "sets": {name: sum(1 for p in photos if sets.get(p.name) == name) for name in sorted(set(sets.values()))},
         "open_set_copies": len(all_p) - len(photos),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": args.seed,
@@ -128,11 +155,25 @@ def calibration_markdown(result: dict[str, Any]) -> str:
     lines += report.table(["mode", "metric", "previous parameters", "fitted parameters"], rows)
     if result["folds"]:
         lines += ["## Two-fold: fitted on one half, measured on the other", "", *report.folds_markdown(result["folds"])]
+        lines += _per_set(result["folds"])
         pooled = [tuple(t) for f in result["folds"] for t in f["held_out_answers"]]
         lines += ["## Reliability of held-out answers (full mode, pooled over the folds)", ""]
         lines += report.reliability_table(reliability(pooled))
     lines += ['"no match (left-out artworks)" counts the simulated open-set copies of the photos.', ""]
     return "\n".join(lines)
+
+
+def _per_set(folds: Sequence[dict[str, Any]]) -> list[str]:
+    """Held-out rates of each labelled set on its own, per fold (full mode)."""
+    rows = []
+    for fold in folds:
+        for name, rates in (fold.get("held_out_by_set") or {}).items():
+            cells = [report.pct(rates["full"][key]) for key in report.FOLD_KEYS]
+            rows.append([fold["fold"], name, rates["photos"], *cells])
+    if not rows:
+        return []
+    header = ["fold", "set", "held-out photos", *(report.RATE_NAMES[k] for k in report.FOLD_KEYS)]
+    return ["## Held out, each set on its own (full mode)", "", *report.table(header, rows)]
 
 
 def _print(result: dict[str, Any], params: DecisionParams) -> None:
@@ -151,3 +192,6 @@ def _print(result: dict[str, Any], params: DecisionParams) -> None:
                 a, b = fold["fitted"][mode][key], fold["held_out"][mode][key]
                 cells.append(f"{key} {report.pct(a)} / {report.pct(b)}")
             print(f"fold {fold['fold']} {mode} (fitted / held out): " + ", ".join(cells))
+        for name, rates in (fold.get("held_out_by_set") or {}).items():
+            cells = [f"{key} {report.pct(rates['full'][key])}" for key in report.FOLD_KEYS]
+            print(f"fold {fold['fold']} held out, {name} only ({rates['photos']} photos): " + ", ".join(cells))

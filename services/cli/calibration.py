@@ -311,11 +311,14 @@ def cross_validate(
     folds: int = 2,
     seed: int = 0,
     open_set: bool = True,
+    sets: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit on each fold, measure on it (fitted) and on the other photos (held out).
 
     ``held_out_answers`` are the held-out photos' best full-mode answers ``(confidence, right, kind)``: pooled over
-    the folds they give an honest reliability table.
+    the folds they give an honest reliability table. With ``sets`` (photo name → the labelled set it comes from,
+    e.g. one museum's photos), ``held_out_by_set`` measures the held-out photos of each set on their own, so a large
+    set's rates cannot hide a small one's.
 
     With ``open_set``, each side is augmented with its own photos' open-set copies (never the other side's).
     """
@@ -335,6 +338,26 @@ def cross_validate(
                 "fitted": measure(fit_p, fit_e, params),
                 "held_out": measure(held_p, held_e, params),
                 "held_out_answers": top_answers(held_p, redecide(held_e, params, use_geometric=True)),
+                "held_out_by_set": _by_set(photos, evidence, rest, sets, open_set, params) if sets else {},
             }
         )
     return results
+
+
+def _by_set(
+    photos: Sequence[LabelledPhoto],
+    evidence: Sequence[Rows],
+    idx: list[int],
+    sets: Mapping[str, str],
+    open_set: bool,
+    params: DecisionParams,
+) -> dict[str, Any]:
+    """:func:`measure` of the photos ``idx`` of each set, sets sorted by name."""
+    members: dict[str, list[int]] = {}
+    for i in idx:
+        members.setdefault(sets.get(photos[i].name, "other"), []).append(i)
+    out = {}
+    for name in sorted(members):
+        p, e = _subset(photos, evidence, members[name], open_set)
+        out[name] = {"photos": len(members[name]), **measure(p, e, params)}
+    return out

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from services.cli.calibrate import read_responses
 from services.cli.calibration import (
     FitSettings,
     cross_validate,
@@ -217,3 +220,40 @@ def test_two_fold_reports_fitted_and_held_out_rates_both_ways() -> None:
             assert set(r[side]) == {"full", "embedding_only"}
             assert r[side]["full"]["no_match_excluded"] is not None  # the open-set copies
             assert abs(r["fitted"]["full"]["top1"] - r["held_out"]["full"]["top1"]) < 0.15
+
+
+def test_two_fold_measures_the_held_out_photos_of_each_set_on_their_own() -> None:
+    photos, evidence = _evidence(120, seed=7)
+    sets = {p.name: ("small-museum" if i % 10 == 0 else "large-museum") for i, p in enumerate(photos)}
+
+    results = cross_validate(photos, evidence, DecisionParams(), FitSettings(), folds=2, seed=0, sets=sets)
+
+    for r in results:
+        per_set = r["held_out_by_set"]
+        assert sorted(per_set) == ["large-museum", "small-museum"]
+        assert sum(s["photos"] for s in per_set.values()) == r["held_out_photos"]
+        assert set(per_set["small-museum"]) == {"photos", "full", "embedding_only"}
+    assert sum(r["held_out_by_set"]["small-museum"]["photos"] for r in results) == 12
+    assert (
+        cross_validate(photos, evidence, DecisionParams(), FitSettings(), folds=2, seed=0)[0]["held_out_by_set"] == {}
+    )
+
+
+def test_responses_of_several_sets_are_read_together_and_named_by_their_folder(tmp_path) -> None:
+    def report(folder: str, names: list[str]) -> Path:
+        records = [
+            {"photo": n, "shown": ["a"], "expected": ["a"], "matches": [["a", 0.9]], "candidates": [_row("a", 0.8, 40)]}
+            for n in names
+        ]
+        path = tmp_path / f"{folder}.json"
+        path.write_text(
+            json.dumps({"meta": {"photo_folder": f"../data/{folder}/pictures"}, "answers": {"full": records}})
+        )
+        return path
+
+    photos, answers, sets = read_responses([report("museum-a", ["x__1", "x__2"]), report("museum-b", ["y__1"])])
+
+    assert [p.name for p in photos] == ["x__1", "x__2", "y__1"] and len(answers) == 3
+    assert sets == {"x__1": "museum-a", "x__2": "museum-a", "y__1": "museum-b"}
+    with pytest.raises(ValueError, match="two response files"):
+        read_responses([report("museum-a", ["x__1"]), report("museum-c", ["x__1"])])
