@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snapshot {snapshot} up to date in {snapshot_s:.0f} s", flush=True)
         run_start = time.monotonic()
         run = run_containers(buildah, args, snapshot)
-        print(f"containers started, checked, identified and removed in {time.monotonic() - run_start:.0f} s")
+        print(f"containers started, checked and removed in {time.monotonic() - run_start:.0f} s")
     print(f"\nbase {BASE_IMAGE}: {base}")
     for service, (seconds, size) in builds.items():
         print(f"  {image_name(service, args.tag):<44} {size:>9}  built in {seconds:4.0f} s")
