@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "museum-dev"
 DEFAULT_WORKDIR = Path("/var/tmp/artwork-matcher-images")
 INSTALL_HINT = "apt-get update && apt-get install -y buildah debootstrap"
+STAND_IN_LABEL = "org.opencontainers.image.description"
 
 
 def check_tools(need_debootstrap: bool) -> None:
@@ -45,7 +46,9 @@ def check_tools(need_debootstrap: bool) -> None:
 def ensure_base(buildah: Buildah, workdir: Path, *, pull: bool) -> str:
     """The base image in buildah's storage: already there, pulled, or a debootstrap stand-in. Says which."""
     if buildah.succeeds("inspect", "--type", "image", BASE_IMAGE):
-        return "already in storage"
+        labels = buildah.image_config(BASE_IMAGE).get("Labels") or {}
+        stand_in = str(labels.get(STAND_IN_LABEL, "")).startswith("stand-in")
+        return f"{'stand-in ' if stand_in else ''}already in storage"
     if pull and buildah.succeeds("pull", "--retry", "0", BASE_IMAGE, timeout=600):
         return "pulled"
     check_tools(need_debootstrap=True)
@@ -53,29 +56,39 @@ def ensure_base(buildah: Buildah, workdir: Path, *, pull: bool) -> str:
     shutil.rmtree(rootfs, ignore_errors=True)
     apt = Path("/etc/apt")
     sources = [p.read_text() for p in [*apt.glob("sources.list"), *apt.glob("sources.list.d/*")] if p.is_file()]
-    with open(workdir / "logs" / "debootstrap.log", "w") as log:
-        subprocess.run(debootstrap_command(rootfs, debian_mirror(sources)), check=True, stdout=log, stderr=log)
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for path in (rootfs / junk).glob("*"):
-            if path.is_file():
-                path.unlink()
+    try:
+        with open(workdir / "logs" / "debootstrap.log", "w") as log:
+            subprocess.run(debootstrap_command(rootfs, debian_mirror(sources)), check=True, stdout=log, stderr=log)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (rootfs / junk).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        _commit_stand_in(buildah, rootfs)
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return f"stand-in made with debootstrap {BASE_RELEASE} (no registry answered)"
+
+
+def _commit_stand_in(buildah: Buildah, rootfs: Path) -> None:
+    """Copy a root file system (owners kept) into a scratch container and commit it under the base's name."""
     container = buildah.output("from", "scratch")
     try:
         mount = buildah.output("mount", container)
-        copy = f"tar -C '{rootfs}' --numeric-owner -cf - . | tar -C '{mount}' --numeric-owner -xpf -"
-        subprocess.run(["sh", "-c", copy], check=True)
+        pack = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-C", mount, "--numeric-owner", "-xpf", "-"], stdin=pack.stdout, check=True)
+        if pack.stdout is not None:
+            pack.stdout.close()
+        if pack.wait() != 0:
+            raise RuntimeError(f"tar of {rootfs} failed")
         buildah.output("umount", container)
         description = f"stand-in for python:3.11-slim: debootstrap {BASE_RELEASE} minbase + {' '.join(BASE_PACKAGES)}"
         search_path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         buildah.output("config", "--env", search_path, "--env", "LANG=C.UTF-8", "--cmd", "python3", container)
-        buildah.output("config", "--label", f"org.opencontainers.image.description={description}", container)
+        buildah.output("config", "--label", f"{STAND_IN_LABEL}={description}", container)
         buildah.output("commit", "--rm", container, BASE_IMAGE)
     except BaseException:
         buildah.succeeds("rm", container)
         raise
-    finally:
-        shutil.rmtree(rootfs, ignore_errors=True)
-    return f"stand-in made with debootstrap {BASE_RELEASE} (no registry answered)"
 
 
 def build_images(args: argparse.Namespace, buildah: Buildah) -> dict[str, tuple[float, str]]:
