@@ -92,8 +92,8 @@ class IdentifyPipeline:
         params: DecisionParams,
         *,
         query_max_side: int = 1024,
-        default_k: int = 30,
-        fine_candidates: int = 5,
+        default_k: int = 5,
+        fine_candidates: int = 0,
         shortlist: int = 10,
     ) -> None:
         self.embeddings = embeddings

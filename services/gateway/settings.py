@@ -43,7 +43,7 @@ class GatewaySettings(ServiceSettings):
     """Extra attempts for idempotent backend calls that failed on the backend's side."""
     query_max_side: int = Field(default=1024, ge=128, le=4096)
     """Photos are downscaled to this longest side, pixels, before they are sent to the backends."""
-    default_k: int = Field(default=10, ge=1, le=100)
+    default_k: int = Field(default=5, ge=1, le=100)
     """Candidates verified per photo when the request does not say."""
     fine_candidates: int = Field(default=0, ge=0, le=100)
     """The best this many candidates that do not verify are tried again on finer query features (1024 px, 3000

@@ -216,7 +216,7 @@ def test_failures_of_the_shortlist_or_client_errors_are_raised(service, failure,
 def test_the_finer_features_go_with_the_candidates_to_verify_first():
     backends = Backends(hits=[("a", 0.8), ("b", 0.7)], objects=_catalogue("a", "b"), geometric={"b": verified("b")})
 
-    identify(backends)
+    identify(backends, fine_candidates=5)
 
     assert backends.body_of("geometric", "POST", "/extract")["fine"] is True
     batch = backends.body_of("geometric", "POST", "/match/batch")
