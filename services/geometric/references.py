@@ -35,7 +35,7 @@ class References:
         self.params = params or VerifyParams()
         self.autosave = autosave
         self.store = FeatureStore(extractor=self.params.extractor_stamp())
-        self.votes = VoteIndex(ratio=self.params.ratio)
+        self.votes = VoteIndex(ratio=self.params.vote_ratio)
         self._signature: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
@@ -53,7 +53,7 @@ class References:
                 "run `artwork-matcher index build` to extract them again"
             )
         store.extractor = expected
-        votes = VoteIndex(ratio=self.params.ratio)
+        votes = VoteIndex(ratio=self.params.vote_ratio)
         votes.rebuild({object_id: features for object_id in store.ids() if (features := store.get(object_id))})
         self.store, self.votes = store, votes
         self._signature = signature

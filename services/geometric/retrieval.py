@@ -27,6 +27,8 @@ IVF_MIN_DESCRIPTORS = 100_000
 """Below this many reference descriptors the index is exact; above, an inverted file."""
 SLOT_BITS = 20
 """A descriptor's id is ``slot << SLOT_BITS | row``: up to a million keypoints per reference."""
+NEIGHBOURS = 4
+"""Nearest reference descriptors looked up per query descriptor, to find the nearest of another reference."""
 TRAIN_PER_LIST = 40
 """Training descriptors per inverted list (FAISS warns below 39): enough for stable centroids, few enough that a
 start-up trains in seconds."""
@@ -49,7 +51,7 @@ class VoteIndex:
         min_votes: fewest votes for a reference to be shortlisted.
     """
 
-    def __init__(self, *, ratio: float = 0.8, nprobe: int = 4, min_votes: int = 2) -> None:
+    def __init__(self, *, ratio: float = 0.9, nprobe: int = 4, min_votes: int = 2) -> None:
         self.ratio = ratio
         self.nprobe = nprobe
         self.min_votes = min_votes
@@ -116,21 +118,42 @@ class VoteIndex:
         self._index.remove_ids(faiss.IDSelectorRange(slot << SLOT_BITS, (slot + 1) << SLOT_BITS))
 
     def vote(self, query: FeatureSet, limit: int) -> list[Vote]:
-        """The ``limit`` references with most votes (at least ``min_votes``), most first, ties by id."""
+        """The ``limit`` references with most votes (at least ``min_votes``), most first, ties by id.
+
+        A query descriptor votes for the owner of its nearest reference descriptor when that one is clearly nearer
+        (``ratio``) than the nearest descriptor of any *other* reference: repeated texture within one painting
+        (brocade, foliage, a frame's moulding) must not cancel its own vote, only a rival painting can.
+        """
         if limit < 1 or len(query) == 0:
             return []
         with self._lock:
             if self._index.ntotal < 2:
                 return []
-            distances, labels = self._index.search(as_float(query.descriptors), 2)
+            distances, labels = self._index.search(as_float(query.descriptors), NEIGHBOURS)
             owners = dict(self._owners)
-        nearest, second = np.sqrt(np.maximum(distances[:, 0], 0)), np.sqrt(np.maximum(distances[:, 1], 0))
-        distinct = (labels[:, 1] >= 0) & (nearest < self.ratio * second)
-        slots, counts = np.unique(labels[distinct, 0] >> SLOT_BITS, return_counts=True)
-        votes = [Vote(owners[int(s)], int(c)) for s, c in zip(slots, counts, strict=True) if int(s) in owners]
+        slots = np.where(labels >= 0, labels >> SLOT_BITS, -1)
+        rival = _first_rival(slots, np.sqrt(np.maximum(distances, 0)))
+        nearest = np.sqrt(np.maximum(distances[:, 0], 0))
+        distinct = (slots[:, 0] >= 0) & (nearest < self.ratio * rival)
+        voted, counts = np.unique(slots[distinct, 0], return_counts=True)
+        votes = [Vote(owners[int(s)], int(c)) for s, c in zip(voted, counts, strict=True) if int(s) in owners]
         votes = [v for v in votes if v.votes >= self.min_votes]
         votes.sort(key=lambda v: (-v.votes, v.object_id))
         return votes[:limit]
+
+
+def _first_rival(slots: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """Per row, the distance of the first neighbour owned by another reference than the nearest one; the farthest
+    neighbour's distance when all of them share the owner (a lower bound of the rival's); 0 (no vote) when the row
+    has fewer than two neighbours."""
+    other = (slots != slots[:, :1]) & (slots >= 0)
+    other[:, 0] = False
+    first = np.argmax(other, axis=1)
+    found = other[np.arange(len(slots)), first]
+    valid = (slots >= 0).sum(axis=1)
+    last = distances[np.arange(len(slots)), np.maximum(valid - 1, 0)]
+    rival = np.where(found, distances[np.arange(len(slots)), first], last)
+    return np.where(valid >= 2, rival, 0.0)
 
 
 def _ids(slot: int, count: int) -> np.ndarray:

@@ -267,7 +267,7 @@ def test_extract_adds_the_finer_feature_set_only_when_asked(client):
 
     assert plain.get("fine") is None
     assert both["features"] == plain["features"]
-    assert (plain["features"]["width"], plain["features"]["height"]) == (720, 540)
+    assert (plain["features"]["width"], plain["features"]["height"]) == (800, 600)
     fine = both["fine"]
     assert (fine["width"], fine["height"]) == (1024, 768)
     assert plain["features"]["count"] < fine["count"] <= 3000

@@ -68,6 +68,20 @@ def test_ambiguous_descriptors_do_not_vote(collection):
     assert index.vote(seen_again(rng, collection["ref-2"], 30, noise=1.0), limit=5) == []
 
 
+def test_repeated_texture_within_one_reference_does_not_cancel_its_votes(collection):
+    """Two near-identical descriptors of the same painting (brocade, a repeated ornament) are no rival to each other."""
+    rng = np.random.default_rng(9)
+    base = collection["ref-6"]
+    doubled = np.clip(np.concatenate([base.descriptors, base.descriptors + 1]), 0, 255).astype(np.uint8)
+    repeated = FeatureSet(np.concatenate([base.keypoints, base.keypoints]), doubled, 100, 100)
+    index = VoteIndex()
+    index.rebuild(collection | {"ref-6": repeated})
+
+    votes = index.vote(seen_again(rng, base, 30, noise=1.0), limit=3)
+
+    assert votes[0].object_id == "ref-6" and votes[0].votes >= 25
+
+
 def test_put_replaces_and_remove_forgets(collection):
     rng = np.random.default_rng(4)
     index = VoteIndex()
