@@ -87,11 +87,12 @@ def _describe(value: object) -> str:
 class VerifyParams:
     """Extraction and verification settings.
 
-    Defaults were chosen on both dev sets (museum-dev's wall photos and estense-dev's gallery pictures): queries at
-    720 px with 1500 SIFT keypoints after CLAHE against references at 640 px with 500 keypoints. Among the ten
-    most-voted references of each photo, 21 of estense-dev's 25 labelled paintings verify (ORB at 640 px, given the
-    right reference: 5; SIFT at 800 px with 2000 keypoints: 19, and slower) and 75 of 76 on a third of museum-dev,
-    while no wrong pair verifies on either set.
+    Defaults were chosen on both dev sets (museum-dev's wall photos and estense-dev's gallery pictures) and checked
+    on simulated gallery pictures (``bench/gallery_photos.py``): queries at 800 px with 2000 SIFT keypoints after
+    CLAHE against references at 640 px with 500 keypoints. Given its own reference, 22 of estense-dev's 25 labelled
+    paintings verify (ORB at 640 px: 5), and no wrong pair verifies on either set. Queries at 720 px with 1500
+    keypoints cost a third less and verified one estense painting fewer among the ten most-voted references (20
+    against 21); 1024 px with 3000 cost half as much again and gained nothing.
 
     Attributes:
         max_side: longest query side in pixels after downscaling, before extraction (never upscaled).
