@@ -140,15 +140,10 @@ def _feature_store(path: Path, params: VerifyParams) -> FeatureStore:
     format or other settings): every reference is then processed again."""
     stamp = params.extractor_stamp()
     try:
-        store = FeatureStore.load_or_empty(path)
+        return FeatureStore.load_or_empty(path, extractor=stamp)
     except OutdatedFeatures as exc:
         log.warning("%s: extracting every reference's features again", exc)
         return FeatureStore(extractor=stamp)
-    if store.extractor and store.extractor != stamp:
-        log.warning("%s: features made by %r, extracting them again with %r", path, store.extractor, stamp)
-        return FeatureStore(extractor=stamp)
-    store.extractor = stamp
-    return store
 
 
 def _remove_image_copies(images_dir: Path, object_id: str, keep: str | None = None) -> None:

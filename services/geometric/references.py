@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from services.common.atomic import file_signature
 from services.geometric.retrieval import Vote, VoteIndex
-from services.geometric.store import FeatureStore, OutdatedFeatures
+from services.geometric.store import FeatureStore
 from services.geometric.verify import FeatureSet, PairResult, VerifyParams, verify_pair
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,9 @@ class References:
         if signature is None:
             log.info("no features at %s: starting empty", self.path)
             return
-        store = FeatureStore.load(self.path)
-        expected = self.params.extractor_stamp()
-        if store.extractor and store.extractor != expected:
-            raise OutdatedFeatures(
-                f"{self.path}: features made by extractor {store.extractor!r}, this service extracts {expected!r}; "
-                "run `artwork-matcher index build` to extract them again"
-            )
-        store.extractor = expected
+        store = FeatureStore.load(self.path, extractor=self.params.extractor_stamp())
         votes = VoteIndex(ratio=self.params.vote_ratio)
-        votes.rebuild({object_id: features for object_id in store.ids() if (features := store.get(object_id))})
+        votes.rebuild(store.items())
         self.store, self.votes = store, votes
         self._signature = signature
         log.info(

@@ -130,14 +130,15 @@ class VoteIndex:
             if self._index.ntotal < 2:
                 return []
             distances, labels = self._index.search(as_float(query.descriptors), NEIGHBOURS)
-            owners = dict(self._owners)
         slots = np.where(labels >= 0, labels >> SLOT_BITS, -1)
         rival = _first_rival(slots, np.sqrt(np.maximum(distances, 0)))
         nearest = np.sqrt(np.maximum(distances[:, 0], 0))
         distinct = (slots[:, 0] >= 0) & (nearest < self.ratio * rival)
         voted, counts = np.unique(slots[distinct, 0], return_counts=True)
-        votes = [Vote(owners[int(s)], int(c)) for s, c in zip(voted, counts, strict=True) if int(s) in owners]
-        votes = [v for v in votes if v.votes >= self.min_votes]
+        enough = counts >= self.min_votes
+        with self._lock:  # a reference removed since the search has no owner any more and gets no vote
+            found = [(self._owners.get(int(s)), int(c)) for s, c in zip(voted[enough], counts[enough], strict=True)]
+        votes = [Vote(owner, c) for owner, c in found if owner is not None]
         votes.sort(key=lambda v: (-v.votes, v.object_id))
         return votes[:limit]
 

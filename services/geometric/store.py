@@ -121,12 +121,18 @@ class FeatureStore:
             self.saved_at = saved_at
             return snapshot.version
 
+    def items(self) -> Mapping[str, FeatureSet]:
+        """Every stored object's features, in insertion order (the current state; never mutated afterwards)."""
+        return self._snapshot.items
+
     @classmethod
-    def load(cls, path: Path) -> FeatureStore:
-        """Read a file written by :meth:`save`.
+    def load(cls, path: Path, *, extractor: str | None = None) -> FeatureStore:
+        """Read a file written by :meth:`save`; with ``extractor`` (the reader's stamp), refuse features made by
+        another extractor and stamp an unstamped file's store with it.
 
         Raises:
             FileNotFoundError: there is no file at ``path``.
+            OutdatedFeatures: the file is of an older format, or made by another extractor than ``extractor``.
             FeatureStoreError: the file is truncated, not a feature file, or its arrays are inconsistent.
         """
         path = Path(path)
@@ -146,17 +152,24 @@ class FeatureStore:
             raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
-        store = cls(items, version=header["version"], extractor=str(header.get("extractor", "")))
+        stamp = str(header.get("extractor", ""))
+        if extractor is not None and stamp and stamp != extractor:
+            raise OutdatedFeatures(
+                f"{path}: features made by extractor {stamp!r}, this one extracts {extractor!r}; "
+                "run `artwork-matcher index build` to extract them again"
+            )
+        store = cls(items, version=header["version"], extractor=stamp or extractor or "")
         store.saved_at = header["saved_at"]
         return store
 
     @classmethod
-    def load_or_empty(cls, path: Path) -> FeatureStore:
-        """:meth:`load` the file, or an empty store when it does not exist yet; a corrupt file still raises."""
+    def load_or_empty(cls, path: Path, *, extractor: str | None = None) -> FeatureStore:
+        """:meth:`load` the file, or an empty store (stamped ``extractor``) when it does not exist yet; a corrupt
+        or outdated file still raises."""
         try:
-            return cls.load(path)
+            return cls.load(path, extractor=extractor)
         except FileNotFoundError:
-            return cls()
+            return cls(extractor=extractor or "")
 
 
 def _check_entry(object_id: object, features: object) -> None:

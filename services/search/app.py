@@ -29,6 +29,7 @@ from services.common.schemas import (
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
 from services.search.catalog import Catalog
+from services.search.index import Hit
 from services.search.settings import SearchSettings
 
 ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -81,10 +82,14 @@ def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
     hits = catalog.search(vectors, data.k)
     scored = catalog.score(vectors, list(data.include))
     # metadata comes with each hit, read with its vector: a concurrent removal cannot leave a hit without it
-    results = [[SearchHit(h.object_id, h.score, h.rank, h.metadata) for h in row] for row in hits]
+    results = [[_wire(h) for h in row] for row in hits]
     elapsed = (time.perf_counter() - started) * 1000
-    included = [SearchHit(h.object_id, h.score, h.rank, h.metadata) for h in scored]
+    included = [_wire(h) for h in scored]
     return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed, included=included)
+
+
+def _wire(hit: Hit) -> SearchHit:
+    return SearchHit(hit.object_id, hit.score, hit.rank, hit.metadata)
 
 
 @get("/objects", operation_id="listObjects", summary="A page of catalogue entries", sync_to_thread=False)

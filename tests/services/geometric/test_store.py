@@ -127,15 +127,8 @@ def test_file_signature_tells_a_replica_a_newer_file_exists(tmp_path, filled):
 
 
 def _write_arrays(path: Path, **overrides: np.ndarray) -> None:
-    header = {
-        "format": store_module.FORMAT,
-        "format_version": store_module.FORMAT_VERSION,
-        "version": 1,
-        "saved_at": 0.0,
-        "ids": ["a"],
-    }
     arrays = {
-        "header": np.frombuffer(json.dumps(header).encode(), np.uint8),
+        "header": _header(),
         "keypoints": np.zeros((2, 2), np.float32),
         "descriptors": np.zeros((2, DESCRIPTOR_SIZE), np.uint8),
         "offsets": np.array([0, 2], np.int64),
@@ -192,6 +185,18 @@ def test_the_extractor_stamp_survives_a_save(tmp_path):
     store.save(tmp_path / "f.npz")
 
     assert FeatureStore.load(tmp_path / "f.npz").extractor == "rootsift-v1:test"
+
+
+def test_a_reader_refuses_features_of_another_extractor_and_stamps_unstamped_ones(tmp_path):
+    FeatureStore({"a": features(5)}, extractor="orb-v0:old").save(tmp_path / "old.npz")
+    FeatureStore({"a": features(5)}).save(tmp_path / "unstamped.npz")
+
+    with pytest.raises(OutdatedFeatures, match="orb-v0:old"):
+        FeatureStore.load(tmp_path / "old.npz", extractor="rootsift-v1:test")
+    assert FeatureStore.load(tmp_path / "unstamped.npz", extractor="rootsift-v1:test").extractor == "rootsift-v1:test"
+    assert FeatureStore.load_or_empty(tmp_path / "none.npz", extractor="rootsift-v1:test").extractor == (
+        "rootsift-v1:test"
+    )
 
 
 def test_well_formed_file_written_by_hand_loads(tmp_path):
