@@ -16,10 +16,10 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.secrets import AppSecret, AppSecretArgs
 from components.service import EcsService
-from components.stack import build_target, service_args
 from components.storage import Storage, StorageArgs
 from components.tags import SHARED, STACK_TAG, default_tags, tagged_provider, with_provider
 from components.waf import WebAcl, WebAclArgs
+from components.wiring import build_target, service_args
 
 cfg = StackConfig.load()
 p = cfg.prefix

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from services.cli.identify import identify_file
-from services.cli.stack import LocalStack
 from services.common.images import IMAGE_SUFFIXES
+from tools.cli.identify import identify_file
+from tools.cli.local_stack import LocalStack
 
 STAGES = ("embedding_ms", "search_ms", "geometric_ms", "total_ms")
 COLUMNS = (*STAGES, "client_ms")
@@ -39,8 +39,8 @@ def main() -> int:
     args = parser.parse_args()
 
     snapshot = args.snapshot or Path(tempfile.mkdtemp(prefix="bench-snapshot-"))
-    from services.cli.build import build_collection
     from services.embeddings.model import TimmEmbedder
+    from tools.cli.build import build_collection
 
     embedder = TimmEmbedder()
     embedder.load()

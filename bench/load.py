@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 import psutil
 
-from services.cli.stack import SERVICES, LocalStack
 from services.common.images import IMAGE_SUFFIXES
 from services.common.paths import SEARCH_FILE
+from tools.cli.local_stack import SERVICES, LocalStack
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "data" / "museum-dev" / "pictures"

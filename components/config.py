@@ -1,7 +1,7 @@
 """The stack configuration: one frozen, validated object read once by ``__main__.py``.
 
 Every key read here is declared in ``Pulumi.yaml`` with its type, default and description; the real CLI and the
-offline harness (:mod:`components.offline`) both apply those defaults, so this module uses ``require_*`` only and
+offline harness (:mod:`components.plan.recorder`) both apply those defaults, so this module uses ``require_*`` only and
 holds no second copy of any default.
 """
 

@@ -36,7 +36,7 @@ GPU_INSTANCE_TYPES: dict[str, GpuInstanceType] = {
     "g4dn.2xlarge": GpuInstanceType(vcpus=8, memory_mib=32768, gpus=1),
 }
 """GPU instance types the node group supports (one NVIDIA T4 each), with what they offer; each is priced in
-:mod:`components.pricing`."""
+:mod:`components.plan.pricing`."""
 
 
 def check_task_fits(instance_type: str, cpu: int, memory_mib: int, gpus: int = 1) -> None:

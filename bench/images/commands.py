@@ -20,7 +20,7 @@ BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "passwd", "ca-c
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYPI_INDEX = "https://pypi.org/simple"
 SNAPSHOT_MOUNT = "/mnt/index/snapshot"
-"""Where the ECS task definitions mount the snapshot (components/stack.py); the containers here use the same."""
+"""Where the ECS task definitions mount the snapshot (components/wiring.py); the containers here use the same."""
 APP_UID = 1000
 CONTAINER_CA = "/etc/ssl/certs/ca-certificates.crt"
 

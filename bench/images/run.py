@@ -18,8 +18,8 @@ from typing import IO, Any
 import httpx
 import psutil
 
-from services.cli.dataset import read_labels
-from services.cli.stack import DEFAULT_PORTS
+from tools.cli.dataset import read_labels
+from tools.cli.local_stack import DEFAULT_PORTS
 
 from .commands import (
     APP_UID,

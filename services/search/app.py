@@ -1,4 +1,4 @@
-"""The search service's HTTP layer: thin handlers over :class:`services.search.catalog.Catalog`."""
+"""The search service's HTTP layer: thin handlers over :class:`services.search.live_index.LiveIndex`."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from services.common.schemas import (
 )
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
-from services.search.catalog import Catalog
 from services.search.index import Hit
+from services.search.live_index import LiveIndex
 from services.search.settings import SearchSettings
 
 ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -37,7 +37,7 @@ ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,1
 
 @get("/health", operation_id="health", summary="Liveness and index size", sync_to_thread=False)
 def health(state: State) -> Health:
-    catalog: Catalog = state.catalog
+    catalog: LiveIndex = state.catalog
     return Health(
         HealthStatus.HEALTHY,
         "search",
@@ -48,7 +48,7 @@ def health(state: State) -> Health:
 
 @get("/info", operation_id="info", summary="Service, index and settings", sync_to_thread=False)
 def info(state: State) -> dict[str, object]:
-    catalog: Catalog = state.catalog
+    catalog: LiveIndex = state.catalog
     index = catalog.index
     return {
         "service": "search",
@@ -74,7 +74,7 @@ def info(state: State) -> dict[str, object]:
 )
 def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
     started = time.perf_counter()
-    catalog: Catalog = state.catalog
+    catalog: LiveIndex = state.catalog
     lengths = {len(v) for v in data.vectors}
     if len(lengths) != 1:
         raise InvalidFields("all vectors must have the same length", details={"lengths": sorted(lengths)})
@@ -159,10 +159,10 @@ def reload_snapshot(state: State) -> dict[str, object]:
     return {"reloaded": reloaded, "size": state.catalog.size}
 
 
-def create_app(settings: SearchSettings | None = None, *, catalog: Catalog | None = None) -> Litestar:
+def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | None = None) -> Litestar:
     """Build the search app; ``catalog`` replaces the snapshot-backed one in tests."""
     settings = settings or SearchSettings()
-    catalog = catalog or Catalog(
+    catalog = catalog or LiveIndex(
         settings.snapshot_file,
         kind=settings.index_kind,
         ivf_lists=settings.ivf_lists,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.build import build_collection
-from services.cli.stack import SERVICES, LocalStack
 from services.embeddings.model import TimmEmbedder
 from tests.support import API_KEY, HELD_OUT, SMALL_COLLECTION, free_port
+from tools.cli.build import build_collection
+from tools.cli.local_stack import SERVICES, LocalStack
 
 
 @pytest.fixture(scope="session")

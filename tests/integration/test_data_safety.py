@@ -26,11 +26,11 @@ import httpx
 import numpy as np
 import pytest
 
-from services.cli.stack import SERVICES, LocalStack
 from services.common.paths import SEARCH_FILE
 from services.common.schemas import ObjectMetadata
 from services.search.index import VectorIndex
 from tests.support import API_KEY, SMALL_COLLECTION, free_port
+from tools.cli.local_stack import SERVICES, LocalStack
 
 pytestmark = pytest.mark.integration
 CHURN = 4

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from services.cli.stack import SERVICES, LocalStack
 from tests.support import free_port
+from tools.cli.local_stack import SERVICES, LocalStack
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.cli.identify import identify_file
-from services.cli.stack import LocalStack
 from tests.support import API_KEY, HELD_OUT, read_labels
+from tools.cli.identify import identify_file
+from tools.cli.local_stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

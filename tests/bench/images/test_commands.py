@@ -9,7 +9,7 @@ import pytest
 
 from bench.images import commands
 from bench.images.commands import Buildah
-from services.cli.stack import DEFAULT_PORTS
+from tools.cli.local_stack import DEFAULT_PORTS
 
 REPO = Path(__file__).resolve().parents[3]
 BOOKWORM_DEB822 = """Types: deb

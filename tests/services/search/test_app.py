@@ -8,7 +8,7 @@ from litestar.testing import TestClient
 
 from services.common.schemas import ObjectMetadata
 from services.search.app import create_app
-from services.search.catalog import Catalog
+from services.search.live_index import LiveIndex
 from services.search.settings import SearchSettings
 
 D = 8
@@ -184,7 +184,7 @@ def test_without_autosave_nothing_is_written_until_save_is_called(tmp_path):
 
 def test_reload_picks_up_a_snapshot_written_by_another_catalog(stocked, tmp_path):
     assert stocked.post("/snapshot/reload").json() == {"reloaded": False, "size": 5}
-    writer = Catalog(tmp_path / "search.npz")
+    writer = LiveIndex(tmp_path / "search.npz")
     writer.load()
     writer.upsert(unit(77), ObjectMetadata(object_id="from-writer", title="Elsewhere"))
     writer.remove("art-0")
@@ -212,7 +212,7 @@ def test_a_corrupt_snapshot_on_reload_keeps_the_loaded_state(stocked, tmp_path):
 def test_hits_always_carry_metadata_while_objects_are_removed_and_added_concurrently(tmp_path):
     import threading
 
-    catalog = Catalog(tmp_path / "search.npz", autosave=False)
+    catalog = LiveIndex(tmp_path / "search.npz", autosave=False)
     with TestClient(create_app(settings_for(tmp_path), catalog=catalog)) as client:
         for i in range(20):
             put(client, f"art-{i}", unit(i), title=f"Painting {i}")

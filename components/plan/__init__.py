@@ -1,0 +1,1 @@
+"""The offline plan: the Pulumi program run under recording mocks, and its monthly price."""

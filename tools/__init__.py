@@ -1,0 +1,1 @@
+"""Tools around the services: the ``artwork-matcher`` command line."""

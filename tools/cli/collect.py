@@ -1,0 +1,158 @@
+"""Collecting ``/identify`` answers for a labelled set: snapshots, a local stack when no gateway is given, HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.common.paths import CALIBRATION_FILE
+from tools.cli.dataset import Dataset, link_collection
+from tools.cli.identify import identify_file
+from tools.cli.local_stack import SERVICES, LocalStack
+from tools.cli.metrics import Answer, LabelledPhoto
+
+RETRIES_429 = 8
+"""Retries of a request the gateway rate-limited (pauses 0.1 s, 0.2 s, ... at most 5 s each)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _build(source: Path, snapshot: Path, dataset: Dataset, *, prune: bool) -> None:
+    from services.common.runtime import limit_threads
+    from services.embeddings.model import TimmEmbedder
+    from tools.cli.build import build_collection
+
+    limit_threads(2)
+    embedder = TimmEmbedder()
+    embedder.load()
+    report = build_collection(source, snapshot, embedder, catalogue=dataset.catalogue, prune=prune)
+    for problem in report.problems:
+        print(f"warning: {problem}")
+    print(f"snapshot {snapshot}: {report.total} objects ({len(report.added)} added, {len(report.removed)} removed)")
+
+
+def prepare_snapshot(dataset: Dataset, snapshot: Path, workdir: Path, excluded: frozenset[str]) -> Path:
+    """The snapshot to evaluate: ``snapshot`` built (incrementally) from the whole collection, or with ``excluded``
+    artworks left out, a pruned copy of it in ``workdir`` (its ``decision.json`` kept in step with the full one).
+    """
+    _build(dataset.collection, snapshot, dataset, prune=False)
+    if not excluded:
+        return snapshot
+    key = hashlib.sha256("\n".join(sorted(excluded)).encode()).hexdigest()[:12]
+    target = workdir / f"snapshot-without-{key}"
+    if not target.exists():
+        shutil.copytree(snapshot, target)
+    (target / CALIBRATION_FILE).unlink(missing_ok=True)
+    if (snapshot / CALIBRATION_FILE).exists():
+        shutil.copyfile(snapshot / CALIBRATION_FILE, target / CALIBRATION_FILE)
+    links = link_collection(dataset, excluded, workdir / f"collection-without-{key}")
+    _build(links, target, dataset, prune=True)
+    return target
+
+
+@contextlib.contextmanager
+def gateway(url: str | None, snapshot: Path | None, log_dir: Path) -> Iterator[str]:
+    """``url`` as given, or a local stack on free ports serving ``snapshot`` for the duration."""
+    if url:
+        yield url.rstrip("/")
+        return
+    if snapshot is None:
+        raise ValueError("a snapshot is needed to start a local stack")
+    # the evaluation is the only client: per-client rate limiting would only slow it down
+    env = {"GATEWAY_RATE_LIMIT_PER_MINUTE": "0"}
+    stack = LocalStack(snapshot, ports={name: _free_port() for name in SERVICES}, env=env, log_dir=log_dir)
+    print(f"starting the services on {snapshot} (logs in {log_dir})")
+    with stack.running(timeout_s=300):
+        yield stack.url("gateway")
+
+
+def gateway_info(url: str) -> dict[str, Any]:
+    """The gateway's ``/info`` (version, decision threshold, settings)."""
+    response = httpx.get(f"{url}/info", timeout=10.0)
+    response.raise_for_status()
+    info: dict[str, Any] = response.json()
+    return info
+
+
+def to_answer(body: dict[str, Any], request_ms: float) -> Answer:
+    """An :class:`Answer` from a ``/identify`` JSON body and the measured round trip."""
+    matches = tuple((str(m["object_id"]), float(m["confidence"])) for m in body.get("matches") or [])
+    timing = {k: float(v) for k, v in (body.get("timing") or {}).items()}
+    timing["request_ms"] = request_ms
+    rows = tuple((body.get("debug") or {}).get("candidates") or ())
+    return Answer(matches=matches, candidates=rows, timing=timing, degraded=bool(body.get("degraded")))
+
+
+def collect(
+    url: str,
+    photos_dir: Path,
+    photos: Sequence[LabelledPhoto],
+    *,
+    geometric: bool,
+    k: int | None = None,
+    desc: str = "identify",
+) -> list[Answer]:
+    """Ask ``/identify`` about every photo, one at a time, at threshold 0; failures become error answers."""
+    from tqdm import tqdm
+
+    answers = []
+    with httpx.Client(timeout=120.0) as client:
+        for photo in tqdm(photos, desc=desc, unit="photo"):
+            answers.append(_identify(client, url, photos_dir / photo.name, geometric=geometric, k=k))
+    return answers
+
+
+def _identify(client: httpx.Client, url: str, photo: Path, *, geometric: bool, k: int | None) -> Answer:
+    """One photo's answer; a rate-limited request (429) is retried after a growing pause, up to ``RETRIES_429``."""
+    for attempt in range(RETRIES_429 + 1):
+        started = time.perf_counter()
+        try:
+            body = identify_file(client, url, photo, threshold=0.0, geometric_verification=geometric, k=k)
+        except RuntimeError as exc:
+            if str(exc).startswith("429 ") and attempt < RETRIES_429:
+                time.sleep(min(0.1 * 2**attempt, 5.0))
+                continue
+            return Answer(error=f"{type(exc).__name__}: {exc}")
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            return Answer(error=f"{type(exc).__name__}: {exc}")
+        return to_answer(body, (time.perf_counter() - started) * 1000)
+    raise AssertionError("unreachable")
+
+
+def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:
+    """One photo's answer as stored in ``report.json`` (and read back by ``calibrate --responses``)."""
+    return {
+        "photo": photo.name,
+        "shown": sorted(photo.shown),
+        "expected": sorted(photo.expected),
+        "matches": [list(m) for m in answer.matches],
+        "candidates": [dict(r) for r in answer.candidates],
+        "timing": dict(answer.timing),
+        "error": answer.error,
+        "degraded": answer.degraded,
+    }
+
+
+def from_record(record: dict[str, Any]) -> tuple[LabelledPhoto, Answer]:
+    """Inverse of :func:`answer_record`."""
+    photo = LabelledPhoto(record["photo"], frozenset(record["shown"]), frozenset(record["expected"]))
+    answer = Answer(
+        matches=tuple((str(o), float(c)) for o, c in record["matches"]),
+        candidates=tuple(record["candidates"]),
+        timing=record.get("timing") or {},
+        error=record.get("error"),
+        degraded=bool(record.get("degraded")),
+    )
+    return photo, answer

@@ -1,0 +1,176 @@
+"""Entry point of the ``artwork-matcher`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from services.common.paths import default_snapshot_dir
+from tools.cli.local_stack import DEFAULT_PORTS
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    index = sub.add_parser("index", help="manage the collection snapshot")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    build = index_sub.add_parser("build", help="index a folder of reference images (only new or changed files)")
+    build.add_argument("directory", type=Path, help="folder of images; the file stem is the object id")
+    build.add_argument("--catalogue", type=Path, help="CSV with object_id,title,artist,date,room,...")
+    build.add_argument(
+        "--snapshot", type=Path, default=None, help=f"snapshot directory (default {default_snapshot_dir()})"
+    )
+    build.add_argument("--prune", action="store_true", help="remove objects whose image file is gone")
+    build.add_argument("--batch-size", type=int, default=16)
+    build.set_defaults(func=_cmd_build)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from services.common.runtime import limit_threads
+    from services.embeddings.model import TimmEmbedder
+    from tools.cli.build import build_collection
+
+    limit_threads(2)
+    snapshot = args.snapshot or default_snapshot_dir()
+    embedder = TimmEmbedder()
+    embedder.load()
+    bars: list[tqdm] = []
+
+    def progress(total: int) -> Callable[[int], bool | None]:
+        bar = tqdm(total=total, unit="image", desc="indexing")
+        bars.append(bar)
+        return bar.update
+
+    try:
+        report = build_collection(
+            args.directory,
+            snapshot,
+            embedder,
+            catalogue=args.catalogue,
+            prune=args.prune,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(
+        f"snapshot {snapshot}: {report.total} objects "
+        f"({len(report.added)} added, {len(report.updated)} updated, {len(report.metadata_only)} metadata updated, "
+        f"{report.unchanged} unchanged, {len(report.removed)} removed)"
+    )
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="start the four services as local processes")
+    serve.add_argument(
+        "--snapshot", type=Path, default=None, help=f"snapshot directory (default {default_snapshot_dir()})"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface of the gateway (backends stay on loopback)")
+    for name, port in DEFAULT_PORTS.items():
+        serve.add_argument(f"--{name}-port", type=int, default=port)
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
+    serve.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tools.cli.local_stack import LocalStack, StackError
+
+    ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
+    stack = LocalStack(args.snapshot or default_snapshot_dir(), ports=ports, host=args.host, throttle=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        took = stack.start(args.timeout)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"artwork-matcher is up after {took:.1f} s (snapshot {stack.snapshot})")
+    for name in ("gateway", "embeddings", "search", "geometric"):
+        print(f"  {name:<10} {stack.url(name)}")
+    print("Ctrl-C stops it.")
+    try:
+        while not stop.wait(1.0):
+            dead = stack.dead()
+            if dead:
+                print(f"error: {', '.join(dead)} exited; stopping", file=sys.stderr)
+                return 1
+    finally:
+        stack.stop()
+        print("stopped")
+    return 0
+
+
+def _add_identify(sub: argparse._SubParsersAction) -> None:
+    ident = sub.add_parser("identify", help="identify photos with a running stack")
+    ident.add_argument("photos", nargs="+", type=Path)
+    ident.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
+    ident.add_argument("--k", type=int, default=None, help="candidates to verify")
+    ident.add_argument("--threshold", type=float, default=None, help="least confidence of an answer")
+    ident.add_argument("--no-geometric", action="store_true", help="embedding-only answers")
+    ident.add_argument("--json", action="store_true", help="print each full answer as JSON")
+    ident.set_defaults(func=_cmd_identify)
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    from tools.cli import identify
+
+    return identify.run(
+        args.url,
+        args.photos,
+        sys.stdout,
+        as_json=args.json,
+        k=args.k,
+        threshold=args.threshold,
+        geometric_verification=False if args.no_geometric else None,
+    )
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="build a demo collection, start the stack, identify photo-like variants")
+    demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo (default: a temporary dir)")
+    demo.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tools.cli.demo import run_demo
+
+    return run_demo(args.workdir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="artwork-matcher", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_build(sub)
+    _add_serve(sub)
+    _add_identify(sub)
+    _add_demo(sub)
+    for module in ("evaluate", "infra"):
+        try:
+            plugin = __import__(f"tools.cli.{module}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        plugin.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
