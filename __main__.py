@@ -7,6 +7,7 @@ import pulumi
 
 from components.alb import LoadBalancer, LoadBalancerArgs
 from components.autoscaling import ScheduledScaling, ServiceAutoscaling, ServiceAutoscalingArgs
+from components.backup import IndexBackup, IndexBackupArgs
 from components.budget import CostBudget, CostBudgetArgs
 from components.cluster import EcsCluster, EcsClusterArgs
 from components.config import SERVICE_NAMES, StackConfig
@@ -71,9 +72,21 @@ cluster = EcsCluster(
 gpu = cluster.gpu_node_group
 storage = Storage(
     f"{p}-data",
-    StorageArgs(f"{p}-images", network.vpc_id, network.private_subnet_ids, force_destroy=cfg.destroy_with_contents),
+    StorageArgs(
+        f"{p}-images",
+        network.vpc_id,
+        network.private_subnet_ids,
+        force_destroy=cfg.destroy_with_contents,
+        noncurrent_version_days=cfg.images_noncurrent_version_days,
+    ),
     shared,
 )
+if cfg.enable_backups:
+    IndexBackup(
+        f"{p}-backup",
+        IndexBackupArgs(storage.file_system_arn, cfg.backup_schedule, cfg.backup_retention_days),
+        shared,
+    )
 images = ContainerImages(
     f"{p}-images",
     ContainerImagesArgs(

@@ -66,6 +66,10 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "monthlyBudgetUsd": "int",
     "buildImages": "bool",
     "destroyWithContents": "bool",
+    "enableBackups": "bool",
+    "backupSchedule": "str",
+    "backupRetentionDays": "int",
+    "imagesNoncurrentVersionDays": "int",
     "gatewayApiKey": "secret",
 }
 """Stack-wide keys and how each is read."""
@@ -176,6 +180,10 @@ class StackConfig:
     monthly_budget_usd: int
     build_images: bool
     destroy_with_contents: bool
+    enable_backups: bool
+    backup_schedule: str
+    backup_retention_days: int
+    images_noncurrent_version_days: int
 
     def __post_init__(self) -> None:
         if self.nat_gateways not in NAT_GATEWAYS:

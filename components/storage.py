@@ -1,4 +1,4 @@
-"""Storage: the images bucket (versioned, encrypted, private) and EFS for the search index."""
+"""Storage: the images bucket (versioned, encrypted, private, old versions expiring) and EFS for the search index."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ class StorageArgs:
     posix_gid: int = 1000
     force_destroy: bool = False
     """Let ``pulumi destroy`` empty and delete the bucket (every version); a throw-away stack only."""
+    noncurrent_version_days: int = 30
+    """Days a replaced or deleted object's old version is kept before S3 expires it (the undo window)."""
+    abort_incomplete_upload_days: int = 7
+    """Days after which parts of an unfinished multipart upload are deleted."""
+
+    def __post_init__(self) -> None:
+        if self.noncurrent_version_days < 1 or self.abort_incomplete_upload_days < 1:
+            raise ValueError("imagesNoncurrentVersionDays and the multipart clean-up must be at least one day")
 
 
 class Storage(pulumi.ComponentResource):
@@ -35,6 +43,7 @@ class Storage(pulumi.ComponentResource):
 
     Attributes:
         bucket_arn: The images bucket.
+        file_system_arn: The index file system (what a backup plan selects).
         file_system_id: The index file system, resolved only once every mount target exists: a task mounting it
             earlier fails to start.
         access_point_id: The index access point.
@@ -53,6 +62,7 @@ class Storage(pulumi.ComponentResource):
             {
                 "bucket_arn": self.bucket_arn,
                 "file_system_id": self.file_system_id,
+                "file_system_arn": self.file_system_arn,
                 "access_point_id": self.access_point_id,
                 "efs_security_group_id": self.efs_security_group_id,
             }
@@ -83,7 +93,7 @@ class Storage(pulumi.ComponentResource):
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=self._child(),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{self._name}-images-versioning",
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
@@ -102,7 +112,31 @@ class Storage(pulumi.ComponentResource):
             ],
             opts=self._child(),
         )
+        self._create_lifecycle(bucket, versioning)
         return bucket
+
+    def _create_lifecycle(self, bucket: aws.s3.Bucket, versioning: aws.s3.BucketVersioning) -> None:
+        """Old versions expire after the undo window; S3 wants versioning on before such a rule."""
+        a = self._args
+        aws.s3.BucketLifecycleConfiguration(
+            f"{self._name}-images-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-old-versions",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=a.noncurrent_version_days
+                    ),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=a.abort_incomplete_upload_days
+                    ),
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
 
     def _create_file_system(self) -> None:
         a = self._args

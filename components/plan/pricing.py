@@ -35,6 +35,7 @@ PRICES: Mapping[str, float] = {
     "interface_endpoint_az_hour": 0.011,
     "logs_ingest_gb": 0.57,
     "efs_standard_gb_month": 0.33,
+    "efs_backup_warm_gb_month": 0.055,
     "s3_standard_gb_month": 0.023,
     "ecr_gb_month": 0.10,
     "secret_month": 0.40,
@@ -54,6 +55,7 @@ USAGE: Mapping[str, float] = {
     "alb_average_lcu": 0.25,
     "log_gb_per_service": 2,
     "efs_gb": 5,
+    "efs_backup_daily_change_share": 0.2,
     "s3_gb": 10,
     "ecr_gb_per_repository": 2,
     "waf_million_requests": 5,
@@ -158,6 +160,16 @@ def _waf(plan: Plan, r: Registration) -> tuple[float, str]:
     return cost, f"web ACL, {rules} rules, {USAGE['waf_million_requests']:g} M requests"
 
 
+def _backup_plan(plan: Plan, r: Registration) -> tuple[float, str]:
+    """A full first copy of the index plus the increments still retained (EFS backups copy changed files whole)."""
+    retention = max(int(rule["lifecycle"]["deleteAfter"]) for rule in r.inputs["rules"])
+    share = USAGE["efs_backup_daily_change_share"]
+    stored_gb = USAGE["efs_gb"] * (1 + retention * share)
+    cost = PRICES["efs_backup_warm_gb_month"] * stored_gb
+    basis = f"~{stored_gb:g} GB warm backup ({USAGE['efs_gb']:g} GB, {share:.0%} rewritten a day, {retention} days)"
+    return cost, basis
+
+
 def _flat(value: float, basis: str) -> Callable[[Plan, Registration], tuple[float, str]]:
     return lambda plan, r: (value, basis)
 
@@ -170,6 +182,7 @@ RULES: Mapping[str, Callable[[Plan, Registration], tuple[float, str]]] = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": _endpoint,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:wafv2/webAcl:WebAcl": _waf,
+    "aws:backup/plan:Plan": _backup_plan,
     "aws:ec2/natGateway:NatGateway": _flat(
         _hours("nat_gateway_hour") + PRICES["nat_gateway_gb"] * USAGE["nat_gb_per_gateway"],
         f"NAT hours + {USAGE['nat_gb_per_gateway']:g} GB processed",

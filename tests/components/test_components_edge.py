@@ -132,6 +132,7 @@ def test_storage_creates_a_private_encrypted_versioned_bucket_and_an_encrypted_e
     component = plan.of_type("artwork-matcher:storage:Storage")[0]
     assert plan.child_types(component) == sorted(
         ["Bucket", "BucketPublicAccessBlock", "BucketOwnershipControls", "BucketVersioning"]
+        + ["BucketLifecycleConfiguration"]
         + ["BucketServerSideEncryptionConfiguration", "FileSystem", "SecurityGroup", "AccessPoint"]
         + ["MountTarget"] * 3
     )

@@ -35,6 +35,9 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("alarmDescription",),
     "aws:budgets/budget:Budget": ("limitAmount",),
     "aws:efs/fileSystem:FileSystem": ("encrypted",),
+    "aws:backup/plan:Plan": ("rules",),
+    "aws:backup/selection:Selection": ("resources",),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("rules",),
 }
 """The inputs shown for each resource type (others show none)."""
 
