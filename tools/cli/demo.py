@@ -42,7 +42,8 @@ class Query:
     expected: str
 
 
-def _image(name: str) -> np.ndarray:
+def reference_image(name: str) -> np.ndarray:
+    """The scikit-image picture ``name`` (a key of :data:`DEMO_WORKS` or :data:`NOT_IN_COLLECTION`), (H, W, 3) uint8."""
     from skimage import data
 
     array = getattr(data, name)()
@@ -82,12 +83,12 @@ def make_demo(workdir: Path, seed: int = 7) -> tuple[Path, Path, list[Query]]:
         writer = csv.writer(handle)
         writer.writerow(["object_id", "title", "artist", "date", "room"])
         for object_id, (title, artist, date) in DEMO_WORKS.items():
-            Image.fromarray(_image(object_id)).save(collection / f"{object_id}.png")
+            Image.fromarray(reference_image(object_id)).save(collection / f"{object_id}.png")
             writer.writerow([object_id, title, artist, date, "Demo room"])
     queries = []
     for object_id in list(DEMO_WORKS) + list(NOT_IN_COLLECTION):
         path = photos / f"photo_of_{object_id}.jpg"
-        Image.fromarray(photograph(_image(object_id), rng)).save(path, quality=int(rng.integers(60, 90)))
+        Image.fromarray(photograph(reference_image(object_id), rng)).save(path, quality=int(rng.integers(60, 90)))
         queries.append(Query(path, object_id if object_id in DEMO_WORKS else ""))
     return collection, catalogue, queries
 

@@ -1,5 +1,7 @@
 """``artwork-matcher infra plan``: the AWS deployment of a stack, offline, with an estimated monthly cost.
 
+``infra verify`` (the smoke test of a running deployment) lives in :mod:`tools.cli.verify`.
+
 The Pulumi program runs under mocks (:mod:`components.plan.recorder`), so no cloud account, Pulumi CLI or network is
 needed. Only the ``infra`` dependency group is imported, and only when the command runs.
 """
@@ -43,8 +45,11 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``infra plan --stack demo|production [--json]`` on the main command's subparsers."""
-    infra = subparsers.add_parser("infra", help="AWS deployment (Pulumi): offline plan and cost")
+    """Register ``infra plan --stack demo|production [--json]`` and ``infra verify --url URL`` (see
+    :mod:`tools.cli.verify`) on the main command's subparsers."""
+    from tools.cli import verify
+
+    infra = subparsers.add_parser("infra", help="AWS deployment (Pulumi): offline plan and cost, post-deploy check")
     infra_sub = infra.add_subparsers(dest="infra_command", required=True)
     plan = infra_sub.add_parser("plan", help="list the resources a stack would create, with an estimated monthly cost")
     plan.add_argument("--stack", choices=STACKS, required=True, help="which Pulumi stack's configuration to use")
@@ -57,6 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     plan.set_defaults(func=run_plan)
+    verify.add_parser(infra_sub)
 
 
 def _summary(type_token: str, inputs: dict[str, Any]) -> str:
