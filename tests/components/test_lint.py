@@ -1,4 +1,4 @@
-"""Dockerfiles pass hadolint and the CI workflow passes actionlint (both installed from PyPI by the dev group)."""
+"""Dockerfiles pass hadolint and every workflow passes actionlint (both installed from PyPI by the dev group)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,11 @@ def test_dockerignore_keeps_only_what_images_need() -> None:
     assert lines[lines.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!services/"]
 
 
-def test_ci_workflow_passes_actionlint() -> None:
-    workflow = ROOT / ".github" / "workflows" / "ci.yml"
+@pytest.mark.parametrize("workflow", ["ci.yml", "deploy.yml", "deploy-stack.yml"])
+def test_workflow_passes_actionlint(workflow: str) -> None:
+    # actionlint reads the called deploy-stack.yml when it lints deploy.yml, so inputs and secrets are checked too
+    path = ROOT / ".github" / "workflows" / workflow
     result = subprocess.run(
-        [tool("actionlint"), "-no-color", "-ignore", ACTIONLINT_IGNORE, str(workflow)], capture_output=True, text=True
+        [tool("actionlint"), "-no-color", "-ignore", ACTIONLINT_IGNORE, str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
