@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from services.common.images import IMAGE_SUFFIXES
+from services.collection.images import IMAGE_SUFFIXES
 from tools.cli.identify import identify_file
 from tools.cli.local_stack import LocalStack
 

@@ -30,8 +30,8 @@ import httpx
 import numpy as np
 import psutil
 
-from services.common.images import IMAGE_SUFFIXES
-from services.common.paths import SEARCH_FILE
+from services.collection.images import IMAGE_SUFFIXES
+from services.collection.layout import SEARCH_FILE
 from tools.cli.local_stack import SERVICES, LocalStack
 
 REPO = Path(__file__).resolve().parents[1]

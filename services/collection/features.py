@@ -3,7 +3,11 @@
 Reference features are extracted once, when an artwork is added, so a request only extracts the query's. The store
 is copy-on-write: a mutation publishes a new immutable snapshot, so readers never wait for a writer and a save
 writes one consistent version. The file is an ``.npz`` of plain arrays (no pickle): all keypoints and descriptors
-concatenated, per-object offsets and frame sizes, and a JSON header (ids, version, save time) as a uint8 array.
+concatenated, per-object offsets and frame sizes, and a JSON header (ids, version, save time, extractor stamp) as a
+uint8 array.
+
+This module owns the file format and the :class:`FeatureSet` array contract; it needs only NumPy (the extractor,
+with OpenCV, is the geometric service's ``verify.py``). Used by the geometric service and ``index build``.
 """
 
 from __future__ import annotations
@@ -20,14 +24,77 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from services.common.atomic import atomic_write, file_signature
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
-__all__ = ["FeatureStore", "FeatureStoreError", "OutdatedFeatures", "file_signature"]
+__all__ = [
+    "DESCRIPTOR_SIZE",
+    "FeatureSet",
+    "FeatureStore",
+    "FeatureStoreError",
+    "OutdatedFeatures",
+    "describe_array",
+    "file_signature",
+]
 
 FORMAT = "artwork-matcher/geometric-features"
 FORMAT_VERSION = 2
 """2: quantised RootSIFT descriptors (128 columns) and the extractor stamp in the header; 1 held ORB descriptors."""
 _ARRAYS = ("header", "keypoints", "descriptors", "offsets", "sizes")
+
+
+DESCRIPTOR_SIZE = 128
+"""Columns of a descriptor row: SIFT's 4 × 4 cells × 8 orientations."""
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """SIFT keypoints and quantised RootSIFT descriptors of one image, in the (downscaled) frame they were extracted in.
+
+    Attributes:
+        keypoints: (N, 2) float32 pixel coordinates (x, y) in the ``width`` × ``height`` frame.
+        descriptors: (N, 128) uint8 quantised RootSIFT descriptors, row i for keypoint i.
+        width: width in pixels of the frame the keypoints are in (after the extractor's downscale).
+        height: height in pixels of that frame.
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        kp, desc = self.keypoints, self.descriptors
+        if not isinstance(kp, np.ndarray) or kp.dtype != np.float32 or kp.ndim != 2 or kp.shape[1] != 2:
+            raise ValueError(f"keypoints must be an (N, 2) float32 array, got {describe_array(kp)}")
+        if (
+            not isinstance(desc, np.ndarray)
+            or desc.dtype != np.uint8
+            or desc.ndim != 2
+            or desc.shape[1] != DESCRIPTOR_SIZE
+        ):
+            raise ValueError(f"descriptors must be an (N, {DESCRIPTOR_SIZE}) uint8 array, got {describe_array(desc)}")
+        if kp.shape[0] != desc.shape[0]:
+            raise ValueError(f"{kp.shape[0]} keypoints but {desc.shape[0]} descriptors: counts must be equal")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not np.isfinite(kp).all():
+            raise ValueError("keypoints must be finite")
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @classmethod
+    def empty(cls, width: int, height: int) -> FeatureSet:
+        """A feature set with no keypoints (a blank or featureless image) in a ``width`` × ``height`` frame."""
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_SIZE), np.uint8), width, height)
+
+
+def describe_array(value: object) -> str:
+    """An array's shape and dtype (or a non-array's type name), for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"shape {value.shape} dtype {value.dtype}"
+    return type(value).__name__
 
 
 class FeatureStoreError(ValueError):

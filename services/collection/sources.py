@@ -1,4 +1,4 @@
-"""Reading a folder of reference images and its catalogue CSV."""
+"""The sources of a snapshot: a folder of reference images (the file stem is the object id) and its catalogue CSV."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.images import IMAGE_SUFFIXES
+from services.collection.images import is_image_file, is_object_id
 from services.common.schemas import ObjectMetadata
-from services.gateway.collection import OBJECT_ID
 
 log = logging.getLogger(__name__)
 KNOWN_COLUMNS = ("object_id", "title", "artist", "date", "room")
@@ -33,10 +32,10 @@ def scan_images(directory: Path) -> tuple[list[SourceImage], list[str]]:
     found: dict[str, Path] = {}
     problems: list[str] = []
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_file(path):
             continue
         stem = path.stem
-        if not OBJECT_ID.fullmatch(stem):
+        if not is_object_id(stem):
             problems.append(f"{path.name}: file name is not a valid object id; skipped")
         elif stem in found:
             problems.append(f"{path.name}: object id {stem!r} already taken by {found[stem].name}; skipped")

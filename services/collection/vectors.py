@@ -2,15 +2,15 @@
 
 Contract: vectors are (N, D) float32 with L2-normalised rows, so inner product is cosine similarity. An object id
 is stored at most once: adding an existing id replaces its vector and metadata. The whole state (FAISS index,
-id table, metadata) is saved as one file, atomically, so a crash mid-save leaves the previous snapshot usable.
+id table, metadata, model stamp) is saved as one file, atomically, so a crash mid-save leaves the previous snapshot
+usable; the file's layout is :mod:`services.collection.vector_file`'s.
+
+Imports FAISS: only the search service and ``index build`` use this module.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,15 +19,14 @@ import faiss
 import msgspec
 import numpy as np
 
+from services.collection.stamp import ModelStamp
+from services.collection.vector_file import FORMAT_VERSION, SnapshotError, encode_vector_file, read_vector_file
 from services.common.atomic import atomic_write_bytes
 from services.common.schemas import ObjectMetadata
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "Hit", "IndexKind", "SnapshotError", "VectorIndex", "check_vectors"]
+
 IndexKind = Literal["flat", "ivf"]
-
-
-class SnapshotError(ValueError):
-    """A snapshot file is missing parts, corrupt or of an unknown format."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class VectorIndex:
         ivf_lists: number of IVF lists.
         ivf_probe: lists visited per query.
         model: name of the embedding model the vectors come from, kept so mismatches can be detected.
+        preprocessing: how that model saw the images (:attr:`ModelStamp.preprocessing`; "" when unknown).
     """
 
     def __init__(
@@ -79,6 +79,7 @@ class VectorIndex:
         ivf_probe: int = 16,
         ivf_train_factor: int = 39,
         model: str = "",
+        preprocessing: str = "",
     ) -> None:
         if dimension < 1:
             raise ValueError("dimension must be positive")
@@ -88,6 +89,7 @@ class VectorIndex:
         self.ivf_probe = ivf_probe
         self.ivf_train_factor = ivf_train_factor
         self.model = model
+        self.preprocessing = preprocessing
         self.version = 0
         self._lock = threading.RLock()
         self._labels: dict[str, int] = {}
@@ -95,6 +97,11 @@ class VectorIndex:
         self._metadata: dict[str, ObjectMetadata] = {}
         self._next_label = 0
         self._index: Any = self._new_flat()
+
+    @property
+    def stamp(self) -> ModelStamp:
+        """Which model, at which dimension and preprocessing, made the vectors."""
+        return ModelStamp(self.model, self.dimension, self.preprocessing)
 
     # --- queries ------------------------------------------------------------------------------------------------
 
@@ -236,6 +243,7 @@ class VectorIndex:
                 "dimension": self.dimension,
                 "kind": self.kind,
                 "model": self.model,
+                "preprocessing": self.preprocessing,
                 "next_label": self._next_label,
                 "labels": self._labels,
                 "metadata": {k: msgspec.to_builtins(v) for k, v in self._metadata.items()},
@@ -247,10 +255,7 @@ class VectorIndex:
             }
             index_bytes = faiss.serialize_index(self._index)
             version = self.version
-        buffer = io.BytesIO()
-        state_bytes = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
-        np.savez(buffer, state=state_bytes, index=index_bytes)
-        return version, buffer.getvalue()
+        return version, encode_vector_file(state, index_bytes)
 
     def save(self, path: Path) -> int:
         """Write the state atomically to ``path``; returns the version saved."""
@@ -265,14 +270,11 @@ class VectorIndex:
         Raises:
             SnapshotError: the file is unreadable, incomplete or inconsistent.
         """
+        state, index_bytes = read_vector_file(path)
         try:
-            with np.load(Path(path), allow_pickle=False) as data:
-                state = json.loads(bytes(data["state"]).decode("utf-8"))
-                index = faiss.deserialize_index(np.ascontiguousarray(data["index"]))
-        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError, EOFError, zipfile.BadZipFile) as exc:
+            index = faiss.deserialize_index(index_bytes)
+        except RuntimeError as exc:
             raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
-        if state.get("format") != FORMAT_VERSION:
-            raise SnapshotError(f"search snapshot {path} has unknown format {state.get('format')!r}")
         ivf = state.get("ivf", {})
         result = cls(
             int(state["dimension"]),
@@ -281,6 +283,7 @@ class VectorIndex:
             ivf_probe=int(ivf.get("probe", 16)),
             ivf_train_factor=int(ivf.get("train_factor", 39)),
             model=state.get("model", ""),
+            preprocessing=state.get("preprocessing", ""),
         )
         result._index = index
         result._next_label = int(state["next_label"])

@@ -21,9 +21,6 @@ from services.common.errors import BadRequest, ImageTooLarge, InvalidImage, Unsu
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 """PIL format names we accept."""
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
-"""File suffixes (lower case) read as images when indexing a folder."""
-
 DEFAULT_MAX_PIXELS = 40_000_000
 """Default decoded-pixel limit: a 40-megapixel photo is the largest a phone sends."""
 

@@ -41,7 +41,11 @@ def info(state: State) -> dict[str, object]:
     return {
         "service": "embeddings",
         "version": __version__,
-        "model": {"name": embedder.name, "dimension": embedder.dimension if state.ready.is_set() else None},
+        "model": {
+            "name": embedder.name,
+            "dimension": embedder.dimension if state.ready.is_set() else None,
+            "preprocessing": getattr(embedder, "preprocessing", "") if state.ready.is_set() else None,
+        },
         "settings": redact(state.settings),
     }
 
@@ -82,13 +86,7 @@ def embed(data: JSONBody[EmbedRequest], state: State) -> EmbedResponse:
 def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder | None = None) -> Litestar:
     """Build the embeddings app; ``embedder`` replaces the timm model in tests."""
     settings = settings or EmbeddingsSettings()
-    embedder = embedder or TimmEmbedder(
-        settings.model_name,
-        weights_path=settings.weights_path,
-        device=settings.device,
-        image_size=settings.image_size,
-        batch_size=settings.batch_size,
-    )
+    embedder = embedder or TimmEmbedder.from_settings(settings)
     pipeline = EmbeddingPipeline(embedder, max_images=settings.max_images)
     ready = threading.Event()
     metrics = ServiceMetrics("embeddings")

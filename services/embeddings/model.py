@@ -16,13 +16,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 from services.common.errors import ConfigurationError, NotReady
+
+if TYPE_CHECKING:
+    from services.embeddings.settings import EmbeddingsSettings
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
 """timm name of the default backbone."""
@@ -265,10 +268,31 @@ class TimmEmbedder:
         self._data_config: dict[str, Any] = {}
         self._dimension = 0
 
+    @classmethod
+    def from_settings(cls, settings: EmbeddingsSettings) -> TimmEmbedder:
+        """The embedder ``settings`` describe; the embeddings service and ``index build`` both build theirs here, so
+        the two embed alike."""
+        return cls(
+            settings.model_name,
+            weights_path=settings.weights_path,
+            device=settings.device,
+            image_size=settings.image_size,
+            batch_size=settings.batch_size,
+        )
+
     @property
     def name(self) -> str:
         """The timm model name."""
         return self._model_name
+
+    @property
+    def preprocessing(self) -> str:
+        """How images reach the model, for the snapshot's model stamp: ``whole-image <W>x<H> <interpolation>``
+        (no crop); "" until loaded."""
+        if self._model is None:
+            return ""
+        _, height, width = self._data_config["input_size"]
+        return f"whole-image {width}x{height} {self._data_config['interpolation']}"
 
     @property
     def dimension(self) -> int:

@@ -1,91 +1,54 @@
 """Collection management: adding, replacing and removing artworks across images, features and the index.
 
-Order keeps every reader consistent: an artwork becomes findable (its vector and metadata reach the search index)
-only after its image and reference features are stored, and stops being findable before they are removed. So a
-search hit never names an object without features or an image, whatever runs concurrently.
+Adding follows the collection's recipe (:mod:`services.collection.recipe`: resize → embed → features) with the
+gateway's HTTP clients plugged in. Order keeps every reader consistent: an artwork becomes findable (its vector and
+metadata reach the search index) only after its image and reference features are stored, and stops being findable
+before they are removed. So a search hit never names an object without features or an image, whatever runs
+concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
-from pathlib import Path
+from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image
 
+from services.collection.images import ImageStore, check_object_id
+from services.collection.recipe import Reference, ReferenceRecipe, prepare_reference
 from services.common import errors
-from services.common.atomic import atomic_write_bytes
-from services.common.images import decode_image, encode_base64, resize_max_side, sniff_media_type, to_jpeg
+from services.common.images import decode_image
 from services.common.schemas import ObjectMetadata
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
 
 log = logging.getLogger(__name__)
 
-OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
-REFERENCE_MAX_SIDE = 1024
-"""Reference images are sent to the backends at this longest side, the same as queries."""
+
+class HttpEmbedder:
+    """The recipe's embedder over the embeddings service: one ``POST /embed`` per reference."""
+
+    def __init__(self, client: EmbeddingsClient) -> None:
+        """Embed through ``client``."""
+        self.client = client
+
+    async def embed_references(self, references: Sequence[Reference]) -> np.ndarray:
+        """The service's vectors of the references' JPEG payloads."""
+        rows = [(await self.client.embed(reference.payload)).embeddings[0] for reference in references]
+        return np.asarray(rows, dtype=np.float32)
 
 
-def reference_payload(image: Image.Image) -> str:
-    """A reference image as the backends receive it: downscaled like queries, JPEG, base64."""
-    return encode_base64(to_jpeg(resize_max_side(image, REFERENCE_MAX_SIDE)))
+class HttpFeatures:
+    """The recipe's feature extractor over the geometric service, which extracts and stores reference features."""
 
+    def __init__(self, client: GeometricClient) -> None:
+        """Store features through ``client``."""
+        self.client = client
 
-def check_object_id(object_id: str) -> str:
-    """Validate an object id (letters, digits, ``._-``, no path separators, ≤ 128 characters)."""
-    if not OBJECT_ID.fullmatch(object_id) or object_id in {".", ".."}:
-        raise errors.InvalidFields(
-            "object_id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            details={"field": "object_id"},
-        )
-    return object_id
-
-
-class ImageStore:
-    """Reference images on disk, one file ``<object_id><suffix>`` each, written atomically."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def find(self, object_id: str) -> Path | None:
-        """The stored image of ``object_id``, or None."""
-        check_object_id(object_id)
-        for suffix in (".jpg", ".png", ".webp", ".jpeg"):
-            path = self.directory / f"{object_id}{suffix}"
-            if path.is_file():
-                return path
-        return None
-
-    def save(self, object_id: str, data: bytes) -> str:
-        """Store the image bytes; returns the file name. Other stored formats of the same id are removed."""
-        check_object_id(object_id)
-        suffix = _SUFFIX.get(sniff_media_type(data), ".jpg")
-        name = f"{object_id}{suffix}"
-        atomic_write_bytes(self.directory / name, data)
-        for other in set(_SUFFIX.values()) - {suffix}:
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / f"{object_id}{other}").unlink()
-        return name
-
-    def read(self, object_id: str) -> bytes | None:
-        """The stored image bytes of ``object_id``, or None (also when it is deleted while being found)."""
-        path = self.find(object_id)
-        if path is None:
-            return None
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def delete(self, object_id: str) -> None:
-        """Remove every stored image of ``object_id``."""
-        check_object_id(object_id)
-        for suffix in (".jpg", ".png", ".webp", ".jpeg"):
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / f"{object_id}{suffix}").unlink()
+    async def put_features(self, reference: Reference) -> None:
+        """``PUT /references/{id}`` with the reference's JPEG payload."""
+        await self.client.put_reference(reference.object_id, reference.payload)
 
 
 class CollectionManager:
@@ -94,10 +57,11 @@ class CollectionManager:
     def __init__(
         self, embeddings: EmbeddingsClient, search: SearchClient, geometric: GeometricClient, images: ImageStore
     ) -> None:
-        self.embeddings = embeddings
+        """Manage the collection behind these clients and image store."""
         self.search = search
         self.geometric = geometric
         self.images = images
+        self.recipe = ReferenceRecipe(HttpEmbedder(embeddings), HttpFeatures(geometric))
         self._lock = asyncio.Lock()
 
     async def exists(self, object_id: str) -> bool:
@@ -120,8 +84,8 @@ class CollectionManager:
                     f"object {object_id!r} already exists; use PUT /objects/{object_id} to replace it",
                     details={"object_id": object_id},
                 )
-            payload = reference_payload(image)
-            embedded = await self.embeddings.embed(payload)
+            reference = prepare_reference(object_id, image)
+            vector = (await self.recipe.embed([reference]))[0]
             previous = await asyncio.to_thread(self.images.read, object_id) if existed else None
             file_name = await asyncio.to_thread(self.images.save, object_id, data)
             stored = ObjectMetadata(
@@ -135,8 +99,8 @@ class CollectionManager:
                 source_sha256=metadata.source_sha256,
             )
             try:
-                await self.geometric.put_reference(object_id, payload)
-                await self.search.upsert(embedded.embeddings[0], stored)
+                await self.recipe.add_features(reference)
+                await self.search.upsert(vector.tolist(), stored)
             except BaseException:
                 if previous is None:
                     await self._forget(object_id)
@@ -157,7 +121,7 @@ class CollectionManager:
         await asyncio.to_thread(self.images.save, object_id, previous)
         try:
             image = await asyncio.to_thread(decode_image, previous)
-            await self.geometric.put_reference(object_id, reference_payload(image))
+            await self.recipe.add_features(prepare_reference(object_id, image))
         except errors.ServiceError as exc:
             log.error("could not restore the features of %s after a failed replacement: %s", object_id, exc.message)
 

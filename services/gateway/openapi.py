@@ -16,8 +16,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.common.schemas import K_MAX, IdentifyRequest
-from services.gateway.collection import OBJECT_ID
+from services.common.schemas import K_MAX, OBJECT_ID_PATTERN, IdentifyRequest
 from services.gateway.inputs import CATALOGUE_FIELDS
 
 
@@ -73,7 +72,7 @@ def _catalogue_form(*, with_id: bool) -> Schema:
         **{field: text for field in CATALOGUE_FIELDS},
     }
     if with_id:
-        properties["object_id"] = Schema(type=OpenAPIType.STRING, pattern=OBJECT_ID.pattern)
+        properties["object_id"] = Schema(type=OpenAPIType.STRING, pattern=OBJECT_ID_PATTERN)
     return Schema(
         type=OpenAPIType.OBJECT,
         required=["image", "object_id"] if with_id else ["image"],

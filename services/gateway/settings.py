@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.common.paths import IMAGES_DIR, default_snapshot_dir
+from services.collection.layout import IMAGES_DIR, default_snapshot_dir
 from services.common.settings import ServiceSettings
 
 

@@ -18,6 +18,7 @@ from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, to_array
 from services.common.observability import ServiceMetrics
 from services.common.schemas import (
+    OBJECT_ID_PATTERN,
     ExtractRequest,
     ExtractResponse,
     Features,
@@ -35,10 +36,11 @@ from services.common.service import background, redact, watch_file
 from services.common.version import __version__
 from services.geometric.references import References
 from services.geometric.settings import GeometricSettings
-from services.geometric.verify import FeatureSet, extract_features
+from services.collection.features import FeatureSet
+from services.geometric.verify import extract_features
 from services.geometric.wire import features_from_wire, features_to_wire, result_to_wire
 
-ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
 def _pixels(state: State, image_b64: str) -> np.ndarray:

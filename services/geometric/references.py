@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from services.collection.features import FeatureSet, FeatureStore
 from services.common.atomic import file_signature
 from services.geometric.retrieval import Vote, VoteIndex
-from services.geometric.store import FeatureStore
-from services.geometric.verify import FeatureSet, PairResult, VerifyParams, verify_pair
+from services.geometric.verify import PairResult, VerifyParams, verify_pair
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

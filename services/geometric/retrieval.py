@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet, as_float
+from services.collection.features import DESCRIPTOR_SIZE, FeatureSet
+from services.geometric.verify import as_float
 
 IVF_MIN_DESCRIPTORS = 100_000
 """Below this many reference descriptors the index is exact; above, an inverted file."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.paths import FEATURES_FILE, default_snapshot_dir
+from services.collection.layout import FEATURES_FILE, default_snapshot_dir
 from services.common.settings import ServiceSettings
 
 

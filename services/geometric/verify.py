@@ -22,65 +22,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from services.collection.features import FeatureSet, describe_array
+
 _MIN_HOMOGRAPHY_MATCHES = 4
 """A homography has 8 degrees of freedom: four correspondences are the least that determine it."""
 
-DESCRIPTOR_SIZE = 128
-"""Columns of a descriptor row: SIFT's 4 × 4 cells × 8 orientations."""
-
 DESCRIPTOR_SCALE = 255.0
 """A RootSIFT component (0..1, the row has unit L2 norm) is stored as ``round(value × DESCRIPTOR_SCALE)``."""
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """SIFT keypoints and quantised RootSIFT descriptors of one image, in the (downscaled) frame they were extracted in.
-
-    Attributes:
-        keypoints: (N, 2) float32 pixel coordinates (x, y) in the ``width`` × ``height`` frame.
-        descriptors: (N, 128) uint8 quantised RootSIFT descriptors, row i for keypoint i.
-        width: width in pixels of the frame the keypoints are in (after the extractor's downscale).
-        height: height in pixels of that frame.
-    """
-
-    keypoints: np.ndarray
-    descriptors: np.ndarray
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        kp, desc = self.keypoints, self.descriptors
-        if not isinstance(kp, np.ndarray) or kp.dtype != np.float32 or kp.ndim != 2 or kp.shape[1] != 2:
-            raise ValueError(f"keypoints must be an (N, 2) float32 array, got {_describe(kp)}")
-        if (
-            not isinstance(desc, np.ndarray)
-            or desc.dtype != np.uint8
-            or desc.ndim != 2
-            or desc.shape[1] != DESCRIPTOR_SIZE
-        ):
-            raise ValueError(f"descriptors must be an (N, {DESCRIPTOR_SIZE}) uint8 array, got {_describe(desc)}")
-        if kp.shape[0] != desc.shape[0]:
-            raise ValueError(f"{kp.shape[0]} keypoints but {desc.shape[0]} descriptors: counts must be equal")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not np.isfinite(kp).all():
-            raise ValueError("keypoints must be finite")
-
-    def __len__(self) -> int:
-        return int(self.keypoints.shape[0])
-
-    @classmethod
-    def empty(cls, width: int, height: int) -> FeatureSet:
-        """A feature set with no keypoints (a blank or featureless image) in a ``width`` × ``height`` frame."""
-        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_SIZE), np.uint8), width, height)
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"shape {value.shape} dtype {value.dtype}"
-    return type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -216,7 +164,7 @@ def extract_features(
         ValueError: the image breaks the array contract.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 array, got {_describe(image)}")
+        raise ValueError(f"image must be a uint8 array, got {describe_array(image)}")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or 0 in image.shape:
         raise ValueError(f"image must be (H, W, 3) RGB or (H, W) grey and non-empty, got shape {image.shape}")
     if reference and fine:

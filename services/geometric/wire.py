@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.collection.features import DESCRIPTOR_SIZE, FeatureSet
 from services.common.arrays import decode_array, encode_array
 from services.common.errors import InvalidFields
 from services.common.schemas import Features, MatchResult
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet, PairResult
+from services.geometric.verify import PairResult
 
 SCORE_HALF_INLIERS = 25.0
 """Inliers at which ``score`` reaches 0.5: score = inliers / (inliers + 25), a bounded strength of the match."""

@@ -17,6 +17,7 @@ from services.common.errors import InvalidFields
 from services.common.http import build_app
 from services.common.observability import ServiceMetrics
 from services.common.schemas import (
+    OBJECT_ID_PATTERN,
     Health,
     HealthStatus,
     ObjectList,
@@ -28,11 +29,11 @@ from services.common.schemas import (
 )
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
-from services.search.index import Hit
+from services.collection.vectors import Hit
 from services.search.live_index import LiveIndex
 from services.search.settings import SearchSettings
 
-ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
 @get("/health", operation_id="health", summary="Liveness and index size", sync_to_thread=False)

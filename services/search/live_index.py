@@ -11,7 +11,7 @@ import numpy as np
 from services.common.atomic import file_signature
 from services.common.errors import InvalidFields, NotFound
 from services.common.schemas import ObjectMetadata
-from services.search.index import Hit, IndexKind, VectorIndex
+from services.collection.vectors import Hit, IndexKind, VectorIndex
 
 log = logging.getLogger(__name__)
 

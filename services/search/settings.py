@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.paths import SEARCH_FILE, default_snapshot_dir
+from services.collection.layout import SEARCH_FILE, default_snapshot_dir
 from services.common.settings import ServiceSettings
 
 

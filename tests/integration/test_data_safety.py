@@ -26,9 +26,9 @@ import httpx
 import numpy as np
 import pytest
 
-from services.common.paths import SEARCH_FILE
+from services.collection.layout import SEARCH_FILE
 from services.common.schemas import ObjectMetadata
-from services.search.index import VectorIndex
+from services.collection.vectors import VectorIndex
 from tests.support import API_KEY, SMALL_COLLECTION, free_port
 from tools.cli.local_stack import SERVICES, LocalStack
 

@@ -1,10 +1,15 @@
-"""``artwork-matcher index build``: index a folder of reference images into a snapshot, incrementally."""
+"""``artwork-matcher index build``: index a folder of reference images into a snapshot, incrementally.
+
+Each new or changed image goes through the collection's recipe (:mod:`services.collection.recipe`) with in-process
+implementations (:mod:`services.collection.local`); the snapshot's files are read and written through the collection
+package, so the services read exactly what this writes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,19 +17,23 @@ from pathlib import Path
 import msgspec
 from PIL import Image
 
+from services.collection.features import FeatureStore, OutdatedFeatures
+from services.collection.images import ImageStore
+from services.collection.layout import Snapshot
+from services.collection.local import ImageEmbedder, LocalEmbedder, LocalFeatures, model_stamp
+from services.collection.recipe import Reference, ReferenceRecipe, prepare_reference
+from services.collection.sources import SourceImage, read_catalogue, scan_images
+from services.collection.stamp import ModelMismatch
+from services.collection.vectors import VectorIndex
 from services.common.errors import ServiceError
-from services.common.images import IMAGE_SUFFIXES, decode_image, resize_max_side, to_array
-from services.common.paths import FEATURES_FILE, IMAGES_DIR, SEARCH_FILE
+from services.common.images import decode_image
 from services.common.schemas import ObjectMetadata
-from services.embeddings.model import Embedder
-from services.gateway.collection import REFERENCE_MAX_SIDE
-from services.geometric.store import FeatureStore, OutdatedFeatures
-from services.geometric.verify import VerifyParams, extract_features
-from services.search.index import VectorIndex
-from tools.cli.catalogue import SourceImage, read_catalogue, scan_images
+from services.geometric.verify import VerifyParams
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], object]
+Todo = tuple[SourceImage, str, ObjectMetadata]
+"""A source image to (re)index, its SHA-256 and its catalogue fields."""
 
 
 @dataclass
@@ -38,6 +47,17 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     total: int = 0
+
+
+@dataclass
+class _Build:
+    """The open snapshot of one build: its index (None until the first vector), features and images."""
+
+    layout: Snapshot
+    index: VectorIndex | None
+    store: FeatureStore
+    images: ImageStore
+    report: BuildReport
 
 
 def sha256_file(path: Path) -> str:
@@ -60,7 +80,7 @@ def _same_catalogue(a: ObjectMetadata, b: ObjectMetadata) -> bool:
 def build_collection(
     source: Path,
     snapshot: Path,
-    embedder: Embedder,
+    embedder: ImageEmbedder,
     *,
     catalogue: Path | None = None,
     prune: bool = False,
@@ -72,104 +92,119 @@ def build_collection(
 
     Features are saved before the index, so every object the index names has features, even if the build is
     interrupted between the two writes. Both files are written atomically.
+
+    Raises:
+        ModelMismatch: the snapshot's vectors come from another model than ``embedder``.
     """
     params = params or VerifyParams()
     report = BuildReport()
-    images, report.problems = scan_images(source)
-    rows = read_catalogue(catalogue)
-    index_path, features_path = snapshot / SEARCH_FILE, snapshot / FEATURES_FILE
-    index = VectorIndex.load(index_path) if index_path.exists() else None
-    store = _feature_store(features_path, params)
-    if index is not None and index.model and index.model != embedder.name:
-        raise ServiceError(
-            f"snapshot {snapshot} was built with model {index.model!r}, not {embedder.name!r}; "
-            "use another --snapshot or delete it to rebuild"
-        )
-    todo: list[tuple[SourceImage, str, ObjectMetadata]] = []
-    for item in images:
-        sha = sha256_file(item.path)
-        meta = rows.get(item.object_id, ObjectMetadata(object_id=item.object_id))
-        old = index.get(item.object_id) if index is not None else None
-        if old is not None and old.source_sha256 == sha and item.object_id in store:
-            if not _same_catalogue(old, meta):
-                index.update_metadata(_with_source(meta, old.image_file or "", sha))  # type: ignore[union-attr]
-                report.metadata_only.append(item.object_id)
-            else:
-                report.unchanged += 1
-            continue
-        todo.append((item, sha, meta))
+    sources, report.problems = scan_images(source)
+    layout = Snapshot(Path(snapshot))
+    index, store = _open_index(layout, embedder), _open_features(layout, params)
+    build = _Build(layout, index, store, ImageStore(layout.images_dir), report)
+    todo = _plan(build, sources, read_catalogue(catalogue))
     tick = progress(len(todo)) if progress else (lambda n: None)
-    images_dir = snapshot / IMAGES_DIR
-    images_dir.mkdir(parents=True, exist_ok=True)
+    recipe = ReferenceRecipe(LocalEmbedder(embedder), LocalFeatures(build.store, params))
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        decoded = _decode_batch(batch, report)
-        if not decoded:
-            tick(len(batch))
-            continue
-        vectors = embedder.embed([image for _, image in decoded])
-        if index is None:
-            index = VectorIndex(int(vectors.shape[1]), model=embedder.name)
-        for (entry, image), vector in zip(decoded, vectors, strict=True):
-            item, sha, meta = entry
-            store.put(item.object_id, extract_features(to_array(image), params, reference=True))
-            file_name = f"{item.object_id}{item.path.suffix.lower()}"
-            shutil.copyfile(item.path, images_dir / file_name)
-            _remove_image_copies(images_dir, item.object_id, keep=file_name)
-            replaced = index.upsert(vector, _with_source(meta, file_name, sha))
-            (report.updated if replaced else report.added).append(item.object_id)
+        asyncio.run(_add_batch(build, recipe, batch, embedder))
         tick(len(batch))
-    if prune and index is not None:
-        present = {i.object_id for i in images}
-        for object_id in [o.object_id for o in index.page(0, len(index))[0] if o.object_id not in present]:
-            index.remove(object_id)
-            store.remove(object_id)
-            report.removed.append(object_id)
-    snapshot.mkdir(parents=True, exist_ok=True)
-    store.save(features_path)
-    if index is not None:
-        index.save(index_path)
-        report.total = len(index)
-    for object_id in report.removed:  # only once the saved index no longer names them
-        _remove_image_copies(images_dir, object_id)
+    removed = _prune(build, {item.object_id for item in sources}) if prune else []
+    layout.root.mkdir(parents=True, exist_ok=True)
+    build.store.save(layout.features_file)
+    if build.index is not None:
+        build.index.save(layout.search_file)
+        report.total = len(build.index)
+    for object_id in removed:  # only once the saved index no longer names them
+        build.images.delete(object_id)
     return report
 
 
-def _feature_store(path: Path, params: VerifyParams) -> FeatureStore:
+def _open_index(layout: Snapshot, embedder: ImageEmbedder) -> VectorIndex | None:
+    """The snapshot's vector index (None when it has none yet), refused when another model made its vectors."""
+    if not layout.search_file.exists():
+        return None
+    index = VectorIndex.load(layout.search_file)
+    differences = index.stamp.differences(model_stamp(embedder)) if index.model else []
+    if differences:
+        raise ModelMismatch(
+            f"snapshot {layout.root} was built with model {index.model!r}, not {embedder.name!r} "
+            f"({'; '.join(differences)}); set EMBEDDINGS_MODEL_NAME / EMBEDDINGS_WEIGHTS_PATH / EMBEDDINGS_IMAGE_SIZE "
+            "to the snapshot's model, use another --snapshot, or delete it to rebuild"
+        )
+    return index
+
+
+def _open_features(layout: Snapshot, params: VerifyParams) -> FeatureStore:
     """The snapshot's feature store, or an empty one when its features were made by another extractor (an older
     format or other settings): every reference is then processed again."""
     stamp = params.extractor_stamp()
     try:
-        return FeatureStore.load_or_empty(path, extractor=stamp)
+        return FeatureStore.load_or_empty(layout.features_file, extractor=stamp)
     except OutdatedFeatures as exc:
         log.warning("%s: extracting every reference's features again", exc)
         return FeatureStore(extractor=stamp)
 
 
-def _remove_image_copies(images_dir: Path, object_id: str, keep: str | None = None) -> None:
-    """Delete the copied images of ``object_id``, in every format, except the file named ``keep``."""
-    for suffix in sorted(IMAGE_SUFFIXES):
-        name = f"{object_id}{suffix}"
-        if name != keep:
-            (images_dir / name).unlink(missing_ok=True)
+def _plan(build: _Build, sources: Sequence[SourceImage], rows: dict[str, ObjectMetadata]) -> list[Todo]:
+    """The images to embed (new, changed, or without features); catalogue-only changes are applied here."""
+    todo: list[Todo] = []
+    for item in sources:
+        sha = sha256_file(item.path)
+        meta = rows.get(item.object_id, ObjectMetadata(object_id=item.object_id))
+        old = build.index.get(item.object_id) if build.index is not None else None
+        if build.index is None or old is None or old.source_sha256 != sha or item.object_id not in build.store:
+            todo.append((item, sha, meta))
+        elif not _same_catalogue(old, meta):
+            build.index.update_metadata(_with_source(meta, old.image_file or "", sha))
+            build.report.metadata_only.append(item.object_id)
+        else:
+            build.report.unchanged += 1
+    return todo
 
 
-def _decode_batch(
-    batch: Sequence[tuple[SourceImage, str, ObjectMetadata]], report: BuildReport
-) -> list[tuple[tuple[SourceImage, str, ObjectMetadata], Image.Image]]:
-    decoded = []
+async def _add_batch(build: _Build, recipe: ReferenceRecipe, batch: Sequence[Todo], embedder: ImageEmbedder) -> None:
+    """The recipe for one batch: prepare, embed together, then per reference features, image copy and vector."""
+    prepared = _prepare_batch(batch, build.report)
+    if not prepared:
+        return
+    vectors = await recipe.embed([reference for _, reference in prepared])
+    if build.index is None:
+        stamp = model_stamp(embedder)
+        build.index = VectorIndex(int(vectors.shape[1]), model=stamp.model, preprocessing=stamp.preprocessing)
+    for ((item, sha, meta), reference), vector in zip(prepared, vectors, strict=True):
+        await recipe.add_features(reference)
+        file_name = build.images.copy_from(item.object_id, item.path)
+        replaced = build.index.upsert(vector, _with_source(meta, file_name, sha))
+        (build.report.updated if replaced else build.report.added).append(item.object_id)
+
+
+def _prepare_batch(batch: Sequence[Todo], report: BuildReport) -> list[tuple[Todo, Reference]]:
+    """Step 1 of the recipe for each decodable image; an unreadable one is reported and skipped."""
+    prepared = []
     for entry in batch:
         try:
-            image = decode_image(entry[0].path.read_bytes())
+            image: Image.Image = decode_image(entry[0].path.read_bytes())
         except ServiceError as exc:
             report.problems.append(f"{entry[0].path.name}: {exc.message}; skipped")
             continue
-        decoded.append((entry, resize_max_side(image, REFERENCE_MAX_SIDE)))
-    return decoded
+        prepared.append((entry, prepare_reference(entry[0].object_id, image)))
+    return prepared
+
+
+def _prune(build: _Build, present: set[str]) -> list[str]:
+    """Remove from the index and the features every object whose source image is gone; returns their ids."""
+    if build.index is None:
+        return []
+    gone = [meta.object_id for meta in build.index.page(0, len(build.index))[0] if meta.object_id not in present]
+    for object_id in gone:
+        build.index.remove(object_id)
+        build.store.remove(object_id)
+    build.report.removed.extend(gone)
+    return gone
 
 
 def check_snapshot(snapshot: Path) -> tuple[int, int]:
     """Object counts of the index and the feature store of a snapshot (for reports and tests)."""
-    index = VectorIndex.load(snapshot / SEARCH_FILE)
-    store = FeatureStore.load(snapshot / FEATURES_FILE)
-    return len(index), len(store)
+    layout = Snapshot(Path(snapshot))
+    return len(VectorIndex.load(layout.search_file)), len(FeatureStore.load(layout.features_file))

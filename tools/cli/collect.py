@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from services.common.paths import CALIBRATION_FILE
+from services.collection.layout import DECISION_FILE
 from tools.cli.dataset import Dataset, link_collection
 from tools.cli.identify import identify_file
 from tools.cli.local_stack import SERVICES, LocalStack
@@ -54,9 +54,9 @@ def prepare_snapshot(dataset: Dataset, snapshot: Path, workdir: Path, excluded: 
     target = workdir / f"snapshot-without-{key}"
     if not target.exists():
         shutil.copytree(snapshot, target)
-    (target / CALIBRATION_FILE).unlink(missing_ok=True)
-    if (snapshot / CALIBRATION_FILE).exists():
-        shutil.copyfile(snapshot / CALIBRATION_FILE, target / CALIBRATION_FILE)
+    (target / DECISION_FILE).unlink(missing_ok=True)
+    if (snapshot / DECISION_FILE).exists():
+        shutil.copyfile(snapshot / DECISION_FILE, target / DECISION_FILE)
     links = link_collection(dataset, excluded, workdir / f"collection-without-{key}")
     _build(links, target, dataset, prune=True)
     return target

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.cli.catalogue import scan_images
-from tools.cli.metrics import LabelledPhoto
+from services.collection.sources import scan_images
+from services.decision.metrics import LabelledPhoto
 
 
 @dataclass(frozen=True)

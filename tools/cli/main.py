@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common.paths import default_snapshot_dir
+from services.collection.layout import default_snapshot_dir
 from tools.cli.local_stack import DEFAULT_PORTS
 
 

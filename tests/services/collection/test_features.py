@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.geometric import store as store_module
-from services.geometric.store import FeatureStore, FeatureStoreError, OutdatedFeatures, file_signature
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
+from services.collection import features as store_module
+from services.collection.features import (
+    DESCRIPTOR_SIZE,
+    FeatureSet,
+    FeatureStore,
+    FeatureStoreError,
+    OutdatedFeatures,
+    file_signature,
+)
 
 
 def features(seed: int, n: int = 7, width: int = 64, height: int = 48) -> FeatureSet:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.cli.catalogue import read_catalogue, scan_images
+from services.collection.sources import read_catalogue, scan_images
 
 
 def touch(directory, *names: str) -> None:

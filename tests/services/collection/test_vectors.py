@@ -8,8 +8,8 @@ import faiss
 import numpy as np
 import pytest
 
+from services.collection.vectors import SnapshotError, VectorIndex, check_vectors
 from services.common.schemas import ObjectMetadata
-from services.search.index import SnapshotError, VectorIndex, check_vectors
 
 D = 16
 

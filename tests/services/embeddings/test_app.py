@@ -44,7 +44,7 @@ def test_health_reports_the_loaded_model(client, embedder):
 def test_info_names_the_model_and_its_dimension(client):
     info = client.get("/info").json()
 
-    assert info["model"] == {"name": "fake-thumbnail", "dimension": 65}
+    assert info["model"] == {"name": "fake-thumbnail", "dimension": 65, "preprocessing": ""}
     assert info["settings"]["max_images"] == 8
 
 

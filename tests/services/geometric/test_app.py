@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+from services.collection.features import DESCRIPTOR_SIZE, FeatureStore
 from services.common.arrays import encode_array
 from services.geometric.app import create_app
 from services.geometric.settings import GeometricSettings
-from services.geometric.store import FeatureStore
-from services.geometric.verify import DESCRIPTOR_SIZE
 from tests.services.fakes import b64, encode, in_frame, textured
 
 # in_frame() pastes the 320x240 reference at 0.8 scale at (30, 20) on a 400x300 wall.

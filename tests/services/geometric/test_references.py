@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.collection.features import DESCRIPTOR_SIZE, FeatureSet, FeatureStore, OutdatedFeatures
 from services.geometric.references import References
-from services.geometric.store import FeatureStore, OutdatedFeatures
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
 
 def _pair(seed: int, n: int = 60) -> tuple[FeatureSet, FeatureSet]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.collection.features import DESCRIPTOR_SIZE, FeatureSet
 from services.geometric import retrieval
 from services.geometric.retrieval import VoteIndex
-from services.geometric.verify import DESCRIPTOR_SIZE, FeatureSet
 
 
 def reference(rng: np.random.Generator, n: int) -> FeatureSet:

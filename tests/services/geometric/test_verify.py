@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from services.collection.features import DESCRIPTOR_SIZE, FeatureSet
 from services.geometric.verify import (
-    DESCRIPTOR_SIZE,
-    FeatureSet,
     PairResult,
     VerifyParams,
     extract_features,

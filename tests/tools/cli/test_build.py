@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.common.errors import ServiceError
-from services.geometric.store import FORMAT, FeatureStore
+from services.collection.features import FORMAT, FeatureStore
+from services.collection.stamp import ModelMismatch
+from services.collection.vectors import VectorIndex
 from services.geometric.verify import VerifyParams
-from services.search.index import VectorIndex
 from tests.services.fakes import FakeEmbedder, encode, textured
 from tools.cli.build import build_collection, check_snapshot, sha256_file
 
@@ -176,7 +176,7 @@ def test_small_batches_give_the_same_collection(source, snapshot, tmp_path):
 def test_a_snapshot_of_another_model_is_refused(source, snapshot):
     build_collection(source, snapshot, FakeEmbedder("model-a"))
 
-    with pytest.raises(ServiceError, match="model-a"):
+    with pytest.raises(ModelMismatch, match="model-a"):
         build_collection(source, snapshot, FakeEmbedder("model-b"))
 
 

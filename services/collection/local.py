@@ -1,0 +1,90 @@
+"""In-process implementations of the recipe's protocols, for ``index build``: the embedding model and the feature
+extractor run in this process, the features go into a :class:`FeatureStore` that is saved with the snapshot.
+
+Imports torch/timm (through the embeddings service's model) and OpenCV (through the geometric service's extractor)
+when used, so only the command line, which installs everything, imports this module. The model is built from the
+same ``EMBEDDINGS_*`` settings as the embeddings service, so both embed alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from PIL import Image
+
+from services.collection.features import FeatureStore
+from services.collection.recipe import Reference
+from services.collection.stamp import ModelStamp
+from services.common.images import to_array
+
+if TYPE_CHECKING:
+    from services.embeddings.settings import EmbeddingsSettings
+    from services.geometric.verify import VerifyParams
+
+
+class ImageEmbedder(Protocol):
+    """An in-process embedding model (the embeddings service's ``Embedder``)."""
+
+    @property
+    def name(self) -> str:
+        """Model name, recorded in the snapshot's stamp."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Vector length D (known once loaded)."""
+        ...
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """``(N, D)`` float32 rows of unit L2 norm."""
+        ...
+
+
+def model_stamp(embedder: ImageEmbedder) -> ModelStamp:
+    """The stamp of an in-process model: name, dimension and, when it says, its preprocessing."""
+    return ModelStamp(embedder.name, embedder.dimension, str(getattr(embedder, "preprocessing", "") or ""))
+
+
+def load_embedder(settings: EmbeddingsSettings | None = None) -> ImageEmbedder:
+    """The embedding model the embeddings service would serve with ``settings`` (default: from the environment,
+    ``EMBEDDINGS_MODEL_NAME``, ``EMBEDDINGS_WEIGHTS_PATH``, ``EMBEDDINGS_IMAGE_SIZE``, ...), loaded.
+
+    Raises:
+        ConfigurationError: the settings name an unusable model; the message says the fix.
+    """
+    from services.embeddings.model import TimmEmbedder
+    from services.embeddings.settings import EmbeddingsSettings
+
+    embedder = TimmEmbedder.from_settings(settings or EmbeddingsSettings())
+    embedder.load()
+    return embedder
+
+
+class LocalEmbedder:
+    """:class:`~services.collection.recipe.ReferenceEmbedder` over an in-process model."""
+
+    def __init__(self, model: ImageEmbedder) -> None:
+        """Wrap ``model``."""
+        self.model = model
+
+    async def embed_references(self, references: Sequence[Reference]) -> np.ndarray:
+        """The model's vectors of the references' prepared pictures, in one call (the model batches)."""
+        return self.model.embed([reference.image for reference in references])
+
+
+class LocalFeatures:
+    """:class:`~services.collection.recipe.FeatureExtractor` that extracts in-process into a feature store."""
+
+    def __init__(self, store: FeatureStore, params: VerifyParams) -> None:
+        """Extract with ``params`` into ``store``."""
+        self.store = store
+        self.params = params
+
+    async def put_features(self, reference: Reference) -> None:
+        """Extract the reference's features (reference settings) and put them in the store."""
+        from services.geometric.verify import extract_features
+
+        features = extract_features(to_array(reference.image), self.params, reference=True)
+        self.store.put(reference.object_id, features)
