@@ -1,4 +1,5 @@
-"""``artwork-matcher infra verify --url`` against a real local stack serving the demo collection.
+"""``artwork-matcher infra verify --url`` against a real local stack serving the demo collection, and a snapshot
+copied the way a backup restore copies it, served and verified.
 
 The stack is this module's own (the demo pictures minus ``chelsea``, real model, four processes on free ports);
 the last test stops a backend, so it runs last.
@@ -6,6 +7,7 @@ the last test stops a backend, so it runs last.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +75,26 @@ def test_a_missing_built_in_reference_is_added_with_the_key_and_removed_after(
     assert verify(url, "--sample", LEFT_OUT, "--api-key", API_KEY) == 0
     assert f"reference {LEFT_OUT} added for this check and removed" in capsys.readouterr().out
     assert httpx.get(f"{url}/objects/{LEFT_OUT}").status_code == 404
+
+
+def test_a_snapshot_copied_as_a_backup_restore_copies_it_serves_and_passes_verify(
+    stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS Backup copies the files present at backup time into ``aws-backup-restore_<time>/``; a save in flight
+    then shows as a hidden ``.<name>.<random>.tmp`` beside the previous whole file (files are written beside and
+    renamed over), so the copy has whole files plus, at worst, a partial temporary one the services never read."""
+    live = stack.snapshot
+    restored = tmp_path / "aws-backup-restore_2026-12-04T03-00-00Z" / "snapshot"
+    shutil.copytree(live, restored)
+    whole = (live / "search.npz").read_bytes()
+    (restored / ".search.npz.k3x9q1.tmp").write_bytes(whole[: len(whole) // 2])
+    copy = LocalStack(restored, ports={name: free_port() for name in SERVICES}, log_dir=tmp_path / "logs")
+    with copy.running(timeout_s=180):
+        assert verify(copy.url("gateway")) == 0
+        listed = httpx.get(f"{copy.url('gateway')}/objects").json()
+        original = httpx.get(f"{stack.url('gateway')}/objects").json()
+    assert listed == original
+    assert capsys.readouterr().out.splitlines()[-1] == "all 4 checks passed"
 
 
 def test_verify_fails_naming_the_health_row_when_a_backend_is_stopped(
