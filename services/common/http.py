@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.cors import CORSConfig
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Schema
@@ -151,12 +152,15 @@ def build_app(
     before_send: Sequence[Callable[..., Any]] = (),
     metrics: ServiceMetrics | None = None,
     openapi_schemas: dict[str, Any] | None = None,
+    dependencies: Mapping[str, Provide] | None = None,
     debug: bool = False,
 ) -> Litestar:
     """A Litestar app with our error mapping, body limit, OpenAPI document at ``/schema``, request ids, access
     logs and Prometheus metrics at ``/metrics`` (``metrics``: the service's own, with its extra metrics).
 
     ``openapi_schemas``: JSON schemas added to the document's components (for bodies a handler parses itself).
+    ``dependencies``: app-wide dependency providers, injected into handlers by parameter name (the service's typed
+    state, typically).
     """
     from litestar.datastructures import State
 
@@ -173,6 +177,7 @@ def build_app(
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_bytes,
         state=State({**(state or {}), "metrics": metrics}),
+        dependencies=dict(dependencies or {}),
         cors_config=cors,
         before_send=list(before_send),
         openapi_config=OpenAPIConfig(

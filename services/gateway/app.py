@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import anyio
 from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
+from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, Parameter
+from pydantic import SecretStr
 
+from services.collection.images import check_object_id
 from services.common import errors
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, sniff_media_type
-from services.common.observability import ServiceMetrics
-from services.common.paths import CALIBRATION_FILE
-from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
+from services.common.schemas import OBJECT_ID_PATTERN, Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import redact
 from services.common.version import __version__
-from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsClient, GeometricClient, SearchClient
-from services.gateway.collection import CollectionManager, ImageStore, check_object_id
-from services.gateway.decision import DecisionParams
+from services.decision.rule import DecisionParams
+from services.decision.stored import load_params
+from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
 from services.gateway.openapi import (
     AddObjectOperation,
@@ -33,16 +34,23 @@ from services.gateway.openapi import (
     ReplaceObjectOperation,
     identify_schemas,
 )
-from services.gateway.pipeline import IdentifyPipeline
-from services.gateway.security import RateLimiter, add_security_headers, check_cors, client_address, read_secret
+from services.gateway.security import add_security_headers, check_cors, client_address, read_secret
 from services.gateway.settings import GatewaySettings
+from services.gateway.state import (
+    STATE_KEY,
+    Backends,
+    Gateway,
+    GatewayMetrics,
+    admin_guard,
+    open_gateway,
+    provide_gateway,
+)
 from services.gateway.web import WEB_ROUTES
 
-ObjectIdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
-async def _read_image(state: State, data: bytes) -> Any:
-    settings: GatewaySettings = state.settings
+async def _read_image(settings: GatewaySettings, data: bytes) -> Any:
     return await anyio.to_thread.run_sync(lambda: decode_image(data, max_pixels=settings.max_image_pixels))
 
 
@@ -79,13 +87,13 @@ async def _upload_bytes(form: dict[str, Any]) -> bytes:
     status_code=200,
     operation_class=IdentifyOperation,
 )
-async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyResponse:
-    settings: GatewaySettings = state.settings
+async def identify(request: Request[Any, Any, Any], gateway: Gateway) -> IdentifyResponse:
+    settings = gateway.settings
     peer = request.client.host if request.client else None
     try:
-        state.limiter.check(client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_hops))
+        gateway.limiter.check(client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxy_hops))
     except errors.RateLimited:
-        state.rate_limited.inc()
+        gateway.metrics.rate_limited.inc()
         raise
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
@@ -99,20 +107,19 @@ async def identify(request: Request[Any, Any, Any], state: State) -> IdentifyRes
             f"content type {content_type!r} is not accepted; send application/json or multipart/form-data",
             details={"content_type": content_type},
         )
-    image = await _read_image(state, data)
-    pipeline: IdentifyPipeline = state.pipeline
-    answer = await pipeline.identify(image, options or IdentifyOptions())
-    state.answers.labels("degraded" if answer.degraded else ("match" if answer.matches else "no_match")).inc()
+    image = await _read_image(settings, data)
+    answer = await gateway.pipeline.identify(image, options or IdentifyOptions())
+    gateway.metrics.answers.labels("degraded" if answer.degraded else ("match" if answer.matches else "no_match")).inc()
     return answer
 
 
 @get("/health", operation_id="health", summary="Health, optionally rolled up over the backends")
-async def health(state: State, check_backends: FromQuery[bool] = False) -> Response[Health]:
+async def health(gateway: Gateway, check_backends: FromQuery[bool] = False) -> Response[Health]:
     checks: dict[str, Any] = {}
     status = HealthStatus.HEALTHY
     if check_backends:
         names = ("embeddings", "search", "geometric")
-        results = await asyncio.gather(*(state.clients[n].health() for n in names), return_exceptions=True)
+        results = await asyncio.gather(*(gateway.clients[n].health() for n in names), return_exceptions=True)
         for name, result in zip(names, results, strict=True):
             ok = isinstance(result, dict) and result.get("status") == "healthy"
             checks[name] = "healthy" if ok else f"unhealthy: {getattr(result, 'message', result)}"
@@ -125,8 +132,8 @@ async def health(state: State, check_backends: FromQuery[bool] = False) -> Respo
 
 
 @get("/info", operation_id="info", summary="Version, decision parameters and settings (secrets redacted)")
-async def info(state: State) -> dict[str, Any]:
-    params: DecisionParams = state.pipeline.params
+async def info(gateway: Gateway) -> dict[str, Any]:
+    params: DecisionParams = gateway.pipeline.params
     return {
         "service": "gateway",
         "version": __version__,
@@ -136,7 +143,7 @@ async def info(state: State) -> dict[str, Any]:
             "min_inliers": params.min_inliers,
             "fitted_on": params.fitted_on,
         },
-        "settings": redact(state.settings, ("api_key",)),
+        "settings": redact(gateway.settings, ("api_key",)),
     }
 
 
@@ -154,17 +161,17 @@ def _public(meta: Any) -> dict[str, Any]:
 
 @get("/objects", operation_id="listObjects", summary="A page of the collection's artworks")
 async def list_objects(
-    state: State,
+    gateway: Gateway,
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    page = await state.clients["search"].page(offset, limit)
+    page = await gateway.search.page(offset, limit)
     return {"objects": [_public(m) for m in page.objects], "total": page.total, "offset": offset, "limit": limit}
 
 
 @get("/objects/{object_id:str}", operation_id="getObject", summary="One artwork's catalogue entry")
-async def get_object(object_id: ObjectIdPath, state: State) -> dict[str, Any]:
-    return _public(await state.clients["search"].get(check_object_id(object_id)))
+async def get_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, Any]:
+    return _public(await gateway.search.get(check_object_id(object_id)))
 
 
 @get(
@@ -173,70 +180,69 @@ async def get_object(object_id: ObjectIdPath, state: State) -> dict[str, Any]:
     summary="One artwork's reference image",
     media_type="image/jpeg",
 )
-async def get_object_image(object_id: ObjectIdPath, state: State) -> Response[bytes]:
+async def get_object_image(object_id: ObjectIdPath, gateway: Gateway) -> Response[bytes]:
     # Read whole (reference images are small): a file deleted by a concurrent admin call is a clean 404, never a
     # response whose body stops short.
-    data = await anyio.to_thread.run_sync(state.images.read, check_object_id(object_id))
+    data = await anyio.to_thread.run_sync(gateway.images.read, check_object_id(object_id))
     if data is None:
         raise errors.NotFound(f"no image for object {object_id!r}", details={"object_id": object_id})
     return Response(data, media_type=sniff_media_type(data), headers={"Content-Disposition": "inline"})
 
 
 async def _put_object(
-    request: Request[Any, Any, Any], state: State, object_id: str | None, must_be_new: bool
+    request: Request[Any, Any, Any], gateway: Gateway, object_id: str | None, must_be_new: bool
 ) -> Response[dict[str, Any]]:
-    _check_admin(request, state)
     form = await _form(request)
     object_id = check_object_id(object_id or str(form.get("object_id") or ""))
     data = await _upload_bytes(form)
-    image = await _read_image(state, data)
+    image = await _read_image(gateway.settings, data)
     metadata = metadata_from_form(form, object_id)
-    manager: CollectionManager = state.collection
-    stored, created = await manager.put(metadata, image, data, must_be_new=must_be_new)
+    stored, created = await gateway.collection.put(metadata, image, data, must_be_new=must_be_new)
     return Response(_public(stored), status_code=201 if created else 200)
-
-
-def _check_admin(request: Request[Any, Any, Any], state: State) -> None:
-    key = state.api_key
-    if key is None:
-        raise errors.Forbidden("admin endpoints are disabled: set GATEWAY_API_KEY to enable them")
-    given = request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise errors.Unauthorized("a valid X-API-Key header is required")
 
 
 @post(
     "/objects",
     operation_id="addObject",
+    guards=[admin_guard],
     summary="Add an artwork (multipart: image file + catalogue fields)",
     operation_class=AddObjectOperation,
 )
-async def add_object(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
-    return await _put_object(request, state, None, must_be_new=True)
+async def add_object(request: Request[Any, Any, Any], gateway: Gateway) -> Response[dict[str, Any]]:
+    return await _put_object(request, gateway, None, must_be_new=True)
 
 
 @put(
     "/objects/{object_id:str}",
     operation_id="replaceObject",
+    guards=[admin_guard],
     summary="Add or replace an artwork",
     operation_class=ReplaceObjectOperation,
     responses={201: ResponseSpec(data_container=dict[str, Any], description="The artwork was added")},
 )
 async def replace_object(
-    object_id: ObjectIdPath, request: Request[Any, Any, Any], state: State
+    object_id: ObjectIdPath, request: Request[Any, Any, Any], gateway: Gateway
 ) -> Response[dict[str, Any]]:
-    return await _put_object(request, state, object_id, must_be_new=False)
+    return await _put_object(request, gateway, object_id, must_be_new=False)
 
 
-@delete("/objects/{object_id:str}", operation_id="deleteObject", summary="Remove an artwork", status_code=200)
-async def delete_object(object_id: ObjectIdPath, request: Request[Any, Any, Any], state: State) -> dict[str, str]:
-    _check_admin(request, state)
-    await state.collection.delete(check_object_id(object_id))
+@delete(
+    "/objects/{object_id:str}",
+    operation_id="deleteObject",
+    summary="Remove an artwork",
+    status_code=200,
+    guards=[admin_guard],
+)
+async def delete_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, str]:
+    await gateway.collection.delete(check_object_id(object_id))
     return {"deleted": object_id}
 
 
-def _circuit_reading(client: BackendClient) -> Callable[[], float]:
-    return lambda: float(client.breaker.state != "closed")
+PUBLIC_ROUTES = (identify, health, info, list_objects, get_object, get_object_image, *WEB_ROUTES)
+"""Routes anyone may call."""
+
+ADMIN_ROUTES = (add_object, replace_object, delete_object)
+"""Routes that change the collection: each carries :func:`admin_guard` (the admin key)."""
 
 
 def create_app(
@@ -249,101 +255,56 @@ def create_app(
 ) -> Litestar:
     """Build the gateway; the backend clients and decision parameters are the test seams.
 
+    Clients passed in belong to the caller; those the gateway makes are opened and closed by each run's lifespan.
+
     Raises:
         ConfigurationError: CORS settings that would expose visitors, or an unusable admin key file.
     """
     settings = settings or GatewaySettings()
     check_cors(settings.cors_origins, settings.cors_allow_credentials)
     api_key = read_secret(settings.api_key, settings.api_key_file, "GATEWAY_API_KEY")
-
-    def breaker(name: str) -> CircuitBreaker:
-        return CircuitBreaker(name, failures=settings.breaker_failures, reset_s=settings.breaker_reset_s)
-
-    embeddings_client = embeddings or EmbeddingsClient(
-        settings.embeddings_url,
-        timeout_s=settings.embeddings_timeout_s,
-        retries=settings.retries,
-        breaker=breaker("embeddings"),
-    )
-    search_client = search or SearchClient(
-        settings.search_url, timeout_s=settings.search_timeout_s, retries=settings.retries, breaker=breaker("search")
-    )
-    geometric_client = geometric or GeometricClient(
-        settings.geometric_url,
-        timeout_s=settings.geometric_timeout_s,
-        retries=settings.retries,
-        breaker=breaker("geometric"),
-    )
-    clients: dict[str, BackendClient] = {
-        "embeddings": embeddings_client,
-        "search": search_client,
-        "geometric": geometric_client,
-    }
-    decision = params or DecisionParams.load_or_default(settings.snapshot_dir / CALIBRATION_FILE)
-    images = ImageStore(settings.reference_images_dir)
-    pipeline = IdentifyPipeline(
-        embeddings_client,
-        search_client,
-        geometric_client,
-        decision,
-        query_max_side=settings.query_max_side,
-        default_k=settings.default_k,
-        fine_candidates=settings.fine_candidates,
-        shortlist=settings.shortlist,
-    )
-    collection = CollectionManager(embeddings_client, search_client, geometric_client, images)
-    metrics = ServiceMetrics("gateway")
-    circuit = metrics.gauge("gateway_circuit_open", "1 while a backend's circuit is open or half-open.", ["backend"])
-    for name, client in clients.items():
-        circuit.labels(name).set_function(_circuit_reading(client))
-
-    made = (embeddings_client, search_client, geometric_client)
-    owned = [client for client, given in zip(made, (embeddings, search, geometric), strict=True) if given is None]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            for client in owned:  # clients passed in belong to the caller
-                await client.aclose()
-
-    cors = (
-        CORSConfig(allow_origins=settings.cors_origins, allow_credentials=settings.cors_allow_credentials)
-        if settings.cors_origins
-        else None
-    )
+    decision = params or load_params(settings.snapshot_dir)
+    metrics = GatewayMetrics.create()
+    backends = Backends(embeddings=embeddings, search=search, geometric=geometric)
     return build_app(
         title="artwork-matcher",
         description="Identify artworks of a museum's collection from visitors' photos.",
         version=__version__,
-        route_handlers=[
-            identify,
-            health,
-            info,
-            list_objects,
-            get_object,
-            get_object_image,
-            add_object,
-            replace_object,
-            delete_object,
-            *WEB_ROUTES,
-        ],
-        lifespan=[lifespan],
+        route_handlers=[*PUBLIC_ROUTES, *ADMIN_ROUTES],
+        lifespan=[_lifespan(settings, api_key, decision, metrics, backends)],
         max_body_bytes=settings.max_body_bytes,
-        state={
-            "settings": settings,
-            "clients": clients,
-            "pipeline": pipeline,
-            "collection": collection,
-            "images": images,
-            "api_key": api_key,
-            "limiter": RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-            "rate_limited": metrics.counter("gateway_rate_limited", "/identify requests refused with 429."),
-            "answers": metrics.counter("gateway_identify_answers", "/identify answers by outcome.", ["outcome"]),
-        },
-        metrics=metrics,
-        cors=cors,
+        dependencies={STATE_KEY: Provide(provide_gateway, sync_to_thread=False)},
+        metrics=metrics.registry,
+        cors=_cors(settings),
         before_send=[add_security_headers],
         openapi_schemas=identify_schemas(),
     )
+
+
+def _lifespan(
+    settings: GatewaySettings,
+    api_key: SecretStr | None,
+    params: DecisionParams,
+    metrics: GatewayMetrics,
+    backends: Backends,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: opens the :class:`GatewayState` for the run, puts it on the app's state, and closes it
+    (the clients it made) at shutdown or when start-up fails."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_gateway(settings, api_key=api_key, params=params, metrics=metrics, given=backends) as gateway:
+            app.state[STATE_KEY] = gateway
+            try:
+                yield
+            finally:
+                app.state.pop(STATE_KEY, None)
+
+    return lifespan
+
+
+def _cors(settings: GatewaySettings) -> CORSConfig | None:
+    """Browser cross-origin access as configured; None (same origin only) when no origin is listed."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(allow_origins=settings.cors_origins, allow_credentials=settings.cors_allow_credentials)

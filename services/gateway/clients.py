@@ -136,7 +136,6 @@ class BackendClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.breaker = breaker or CircuitBreaker(self.name)
-        self._owns_client = client is None
         self._client = client or self._new_client()
 
     def _new_client(self) -> httpx.AsyncClient:
@@ -147,8 +146,13 @@ class BackendClient:
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool; a pool this client made is opened again by the next call."""
+        """Close the connection pool (for good: the gateway's lifespan makes new clients when it runs again)."""
         await self._client.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection pool has been closed."""
+        return self._client.is_closed
 
     async def request(
         self, method: str, path: str, result: type[T], *, body: Any = None, idempotent: bool = False, **params: Any
@@ -178,8 +182,6 @@ class BackendClient:
         if request_id is not None:
             headers[REQUEST_ID_HEADER] = request_id
         attempts = 1 + (self.retries if idempotent else 0)
-        if self._owns_client and self._client.is_closed:  # the app's lifespan ran again after a shutdown
-            self._client = self._new_client()
         for attempt in range(attempts):
             try:
                 response = await self._client.request(

@@ -1,10 +1,11 @@
-"""The gateway's edge protections: per-client rate limiting, security headers, CORS and admin key checks.
+"""The gateway's edge protections: per-client rate limiting, security headers, CORS and the admin key check.
 
 Nothing here knows about artworks; :mod:`services.gateway.app` wires these into the HTTP layer.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 import time
@@ -175,3 +176,22 @@ async def add_security_headers(message: Any, scope: Any) -> None:
             continue
         headers.append((name.encode(), value.encode()))
     message["headers"] = headers
+
+
+API_KEY_HEADER = "x-api-key"
+"""The request header carrying the admin key."""
+
+
+def check_api_key(given: str | None, key: SecretStr | None) -> None:
+    """Let an admin request through or raise; ``key`` None means the admin endpoints are disabled.
+
+    The key is compared in constant time.
+
+    Raises:
+        Forbidden: no admin key is configured.
+        Unauthorized: ``given`` (the ``X-API-Key`` header) is missing or holds another key.
+    """
+    if key is None:
+        raise errors.Forbidden("admin endpoints are disabled: set GATEWAY_API_KEY to enable them")
+    if not hmac.compare_digest((given or "").encode(), key.get_secret_value().encode()):
+        raise errors.Unauthorized("a valid X-API-Key header is required")

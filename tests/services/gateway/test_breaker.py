@@ -9,10 +9,11 @@ import pytest
 from litestar.testing import TestClient
 
 from services.common import errors
+from services.decision.rule import DecisionParams
 from services.gateway.app import create_app
 from services.gateway.clients import CircuitBreaker, CircuitState, EmbeddingsClient
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
+from services.gateway.state import provide_gateway
 from tests.services.fakes import b64, encode, in_frame, textured
 from tests.services.gateway.backends import Backends, error, verified
 
@@ -214,8 +215,10 @@ def test_bad_images_from_clients_never_open_a_circuit(tmp_path):
 
 def test_breakers_follow_the_settings(tmp_path):
     app = create_app(GatewaySettings(snapshot_dir=tmp_path, breaker_failures=7, breaker_reset_s=2.5))
+    with TestClient(app):
+        clients = provide_gateway(app.state).clients
     for name in ("embeddings", "search", "geometric"):
-        breaker = app.state.clients[name].breaker
+        breaker = clients[name].breaker
         assert (breaker.backend, breaker.failures, breaker.reset_s) == (name, 7, 2.5)
 
 
