@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import re
+import struct
 import warnings
 
 import numpy as np
@@ -25,9 +26,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 """Default decoded-pixel limit: a 40-megapixel photo is the largest a phone sends."""
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
-
-# PIL's own bomb check warns at a different limit; we enforce ours explicitly.
-Image.MAX_IMAGE_PIXELS = None
 
 
 def decode_base64(text: str, *, field: str = "image") -> bytes:
@@ -68,9 +66,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     if not data:
         raise InvalidImage("the image is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+        image = _open(data)
     except UnidentifiedImageError as exc:
         raise InvalidImage("the bytes are not a readable image") from exc
     except Exception as exc:  # PIL raises many types for hostile headers
@@ -98,6 +94,37 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     except Exception as exc:  # truncated or corrupt pixel data
         raise InvalidImage(f"the image data is corrupt or truncated: {exc}") from exc
     return rgb
+
+
+def _open(data: bytes) -> Image.Image:
+    """Parse the image's header (no pixels yet), with :func:`decode_image`'s explicit limit instead of PIL's.
+
+    PIL checks sizes against its process-wide ``Image.MAX_IMAGE_PIXELS``: above it, a warning (silenced here);
+    above twice it, ``DecompressionBombError`` before the size can be read. Rather than change that global for
+    every PIL user in the process, a header PIL refuses is parsed again by its format's plugin directly, so that
+    the caller's ``max_pixels`` decides (and reports the size).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            return _open_past_pil_limit(data)
+
+
+def _open_past_pil_limit(data: bytes) -> Image.Image:
+    """The header as ``Image.open`` parses it (same plugins, same order), without PIL's global pixel check."""
+    prefix = data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        accepted = accept(prefix) if accept else True
+        if not accepted or isinstance(accepted, str):
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError("no image plugin reads this header")
 
 
 def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -96,6 +98,29 @@ def test_rejects_a_decompression_bomb_from_its_header_before_decoding_pixels():
 
     assert caught.value.status == 413
     assert caught.value.details["width"] == 100_000
+
+
+def test_the_callers_limit_decides_even_above_pils_own_process_wide_limit(monkeypatch):
+    # PIL refuses headers beyond twice its global limit before anyone sees the size; ours must still decide.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    data = encode(textured(1, (40, 30)), "PNG")
+
+    assert decode_image(data, max_pixels=1200).size == (40, 30)
+    with pytest.raises(ImageTooLarge) as caught:
+        decode_image(data, max_pixels=1199)
+    assert (caught.value.details["width"], caught.value.details["height"]) == (40, 30)
+    with pytest.raises(UnsupportedMediaType):  # a format we refuse is still named as such past PIL's limit
+        decode_image(encode(textured(1, (40, 30)), "GIF"), max_pixels=1200)
+
+
+def test_importing_the_module_leaves_pils_global_pixel_limit_alone():
+    check = (
+        "from PIL import Image; Image.MAX_IMAGE_PIXELS = 12345; "
+        "import services.common.images; assert Image.MAX_IMAGE_PIXELS == 12345, Image.MAX_IMAGE_PIXELS"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
 
 
 def test_pixel_limit_is_inclusive():
