@@ -26,12 +26,27 @@ def wait_for_state(browser: WebDriver, *wanted: str, timeout: float = 15.0) -> s
     return state(browser)
 
 
-def open_page(browser: WebDriver, url: str) -> None:
-    """Load the page fresh and wait until its script has run; drop the browser log of earlier pages."""
+def open_page(browser: WebDriver, url: str, *, forget_language: bool = True) -> None:
+    """Load the page fresh and wait until it shows in its language; drop the browser log of earlier pages.
+
+    Unless told otherwise, the language a visitor chose on an earlier page is forgotten first (the page remembers it
+    in the origin's local storage), so the browser's languages decide.
+    """
     browser.get("about:blank")
     browser.get_log("browser")
+    if forget_language:
+        browser.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": url, "storageTypes": "local_storage"})
     browser.get(f"{url}/")
     wait_for_state(browser, "idle")
+    WebDriverWait(browser, 10).until(
+        lambda b: b.execute_script("return document.documentElement.dataset.i18nState") == "ready",
+        "the page never showed in a language",
+    )
+
+
+def language(browser: WebDriver) -> str:
+    """The page's language, as ``<html lang>`` says."""
+    return str(browser.execute_script("return document.documentElement.lang"))
 
 
 def find(browser: WebDriver, css: str) -> WebElement:

@@ -20,8 +20,8 @@ from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from services.decision.rule import DecisionParams
 from services.gateway.app import create_app
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
 from tests.web.fakes import FakeBackends, read_catalogue
 
@@ -125,9 +125,10 @@ def camera_video(museum_dev: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         return write_y4m(photo, tmp_path_factory.mktemp("camera") / "camera.y4m")
 
 
-@pytest.fixture(scope="session")
-def browser(camera_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium with a phone-sized viewport and a fake rear camera filming ``CAMERA_PHOTO``."""
+def launch_chromium(camera_video: Path, profile: Path, languages: str = "en-US,en") -> webdriver.Chrome:
+    """Headless Chromium with a phone-sized viewport, a fake rear camera playing ``camera_video``, and the visitor's
+    ``languages`` (best first, as a browser's language settings list them: ``--lang`` and ``intl.accept_languages``).
+    """
     binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if binary is None or driver_path is None:
         pytest.fail(
@@ -138,14 +139,27 @@ def browser(camera_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     options.binary_location = binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--use-file-for-fake-video-capture={camera_video}")
     options.add_argument(f"--window-size={VIEWPORT['width']},{VIEWPORT['height']}")
+    options.add_argument(f"--lang={languages.split(',')[0]}")
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", VIEWPORT)
         driver.set_script_timeout(30)
+    except Exception:
+        driver.quit()
+        raise
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser(camera_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium set to English, with a phone-sized viewport and a fake rear camera filming ``CAMERA_PHOTO``."""
+    driver = launch_chromium(camera_video, tmp_path_factory.mktemp("chromium-profile"))
+    try:
         yield driver
     finally:
         driver.quit()

@@ -313,8 +313,14 @@ def test_accessibility_smoke_names_live_region_keyboard_focus_and_contrast(
     _check_names_and_contrast(browser)
     assert find(browser, "#file").accessible_name == "Choose a photo"
 
-    # Keyboard only: Tab to the camera button (visible focus), Enter starts it, Space on the shutter takes the photo.
+    # Keyboard only: Tab to the language switch, then to the camera button (focus visible on both), Enter starts the
+    # camera, Space on the shutter takes the photo.
     find(browser, "body").send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "language"
+    assert focused.accessible_name == "Language"
+    assert focused.value_of_css_property("outline-style") != "none", "focus is visible"
+    focused.send_keys(Keys.TAB)
     focused = browser.switch_to.active_element
     assert focused.get_attribute("id") == "camera-start"
     assert focused.value_of_css_property("outline-style") != "none", "focus is visible"

@@ -3,6 +3,7 @@
 
 import { fetchObject, identify } from './api.js';
 import { cameraProblem, cameraRunning, cameraSupported, startCamera, stopCamera } from './camera.js';
+import { startLanguages, translate } from './i18n.js';
 import { fromFile, grabFrame, toJpeg } from './photo.js';
 import { describeProblem } from './problems.js';
 import { setFact, showBusy, showFound, showNoMatch, showProblem } from './render.js';
@@ -18,6 +19,7 @@ const ui = {
   file: $('file'),
   cameraNote: $('camera-note'),
   result: $('result'),
+  language: $('language'),
 };
 
 let lookup = null; // AbortController of the look-up in flight
@@ -41,13 +43,14 @@ function showPreview(blob) {
   ui.preview.src = previewUrl;
 }
 
-function noteCamera(text) {
-  ui.cameraNote.textContent = text || '';
-  ui.cameraNote.hidden = !text;
+/** Show the camera note with message `key`, or hide it when there is none. */
+function noteCamera(key) {
+  if (key) translate(ui.cameraNote, key);
+  ui.cameraNote.hidden = !key;
 }
 
 async function openCamera() {
-  noteCamera('');
+  noteCamera(null);
   lastSource = 'camera';
   setState('camera');
   ui.shutter.disabled = true;
@@ -178,15 +181,9 @@ function wireDragAndDrop() {
   });
 }
 
-function main() {
+async function main() {
   setState('idle');
-  if (!cameraSupported()) {
-    noteCamera(
-      window.isSecureContext
-        ? "This browser can't show a camera preview here. Choose a photo: on a phone you can take one from there."
-        : 'The live camera needs a secure (https) connection. Choose a photo: on a phone you can take one from there.',
-    );
-  }
+  if (!cameraSupported()) noteCamera(window.isSecureContext ? 'camera.unsupported' : 'camera.insecure');
   ui.cameraStart.addEventListener('click', openCamera);
   ui.cameraStop.addEventListener('click', closeCamera);
   ui.shutter.addEventListener('click', takePhoto);
@@ -201,6 +198,7 @@ function main() {
     if (document.hidden && cameraRunning(ui.video)) closeCamera();
   });
   wireDragAndDrop();
+  await startLanguages(ui.language);
 }
 
 main();

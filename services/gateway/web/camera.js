@@ -32,18 +32,18 @@ export function cameraRunning(video) {
   return Boolean(video.srcObject);
 }
 
-/** What to tell the visitor when the camera cannot start. */
+/** The message key of what to tell the visitor when the camera cannot start. */
 export function cameraProblem(error) {
   switch (error?.name) {
     case 'NotAllowedError':
     case 'SecurityError':
-      return 'Camera access was not allowed. You can allow it in your browser settings, or choose a photo instead.';
+      return 'camera.notAllowed';
     case 'NotFoundError':
     case 'OverconstrainedError':
-      return 'No camera was found. Choose a photo instead.';
+      return 'camera.notFound';
     case 'NotReadableError':
-      return 'The camera is busy in another app. Close it and try again, or choose a photo instead.';
+      return 'camera.busy';
     default:
-      return 'The camera could not start. Choose a photo instead.';
+      return 'camera.failed';
   }
 }

@@ -1,14 +1,18 @@
 // Client-side downscale: the pipeline looks at 1024 px on the longest side, so sending more only costs the
 // visitor's data plan. Re-encoding also drops the photo's metadata (location, camera) before it leaves the phone.
 
+import { t } from './i18n.js';
+
 export const MAX_SIDE = 1024;
 export const JPEG_QUALITY = 0.9;
 
-/** A photo the browser cannot open (not an image, or a format it cannot decode). */
+/** A photo the browser cannot open (not an image, or a format it cannot decode); `key` and `args` say why. */
 export class PhotoError extends Error {
-  constructor(message) {
-    super(message);
+  constructor(key, args = {}) {
+    super(t(key, args));
     this.name = 'PhotoError';
+    this.key = key;
+    this.args = args;
   }
 }
 
@@ -31,18 +35,20 @@ export function drawScaled(source, width, height) {
 /** The canvas as a JPEG blob. */
 export async function toJpeg(canvas) {
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY));
-  if (!blob) throw new PhotoError('the photo could not be encoded');
+  if (!blob) throw new PhotoError('photo.unencodable');
   return blob;
 }
 
 /** A chosen or dropped file as a downscaled JPEG; EXIF orientation is applied. */
 export async function fromFile(file) {
-  if (file.type && !file.type.startsWith('image/')) throw new PhotoError(`${file.name} is not an image`);
+  if (file.type && !file.type.startsWith('image/')) throw new PhotoError('photo.notImage', { name: file.name });
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   } catch {
-    throw new PhotoError(`${file.name || 'the file'} could not be opened as an image`);
+    throw file.name
+      ? new PhotoError('photo.unopenable', { name: file.name })
+      : new PhotoError('photo.unopenableUnnamed');
   }
   try {
     return await toJpeg(drawScaled(bitmap, bitmap.width, bitmap.height));
@@ -53,6 +59,6 @@ export async function fromFile(file) {
 
 /** The current frame of a playing camera preview, scaled down; encode it with `toJpeg` once the camera stops. */
 export function grabFrame(video) {
-  if (!video.videoWidth) throw new PhotoError('the camera has not delivered a picture yet');
+  if (!video.videoWidth) throw new PhotoError('photo.noFrame');
   return drawScaled(video, video.videoWidth, video.videoHeight);
 }

@@ -1,53 +1,58 @@
-// Errors in the visitor's words, each with what to try next.
+// Errors in the visitor's words, each with what to try next. A problem names its messages by key (problem.<kind>.title
+// and .hint in lang-*.js), so its panel is shown, and re-shown after a language switch, in the visitor's language.
 
 import { ApiError } from './api.js';
 import { PhotoError } from './photo.js';
 
-const RETAKE = 'Please take the photo again, or choose a different one.';
-
-const BY_CODE = {
-  invalid_image: { title: "We couldn't read that photo", hint: RETAKE },
-  bad_request: { title: "We couldn't read that photo", hint: RETAKE },
-  validation_error: { title: "We couldn't read that photo", hint: RETAKE },
-  unsupported_media_type: {
-    title: "That kind of file isn't supported",
-    hint: 'Please use a JPEG, PNG or WebP photo.',
-  },
-  payload_too_large: { title: 'That photo is too large', hint: 'Please choose a smaller photo.' },
-  image_too_large: { title: 'That photo is too large', hint: 'Please choose a smaller photo.' },
+/**
+ * The kind of problem for each of the gateway's machine-readable error codes (services/common/errors.py; a test
+ * keeps the two in step). Codes the gateway does not send today map too, should a future version send them.
+ */
+export const KIND_BY_CODE = {
+  bad_request: 'unreadable',
+  invalid_image: 'unreadable',
+  validation_error: 'unreadable',
+  unsupported_media_type: 'format',
+  payload_too_large: 'tooLarge',
+  image_too_large: 'tooLarge',
+  unauthorized: 'notAllowed',
+  forbidden: 'notAllowed',
+  not_found: 'photo',
+  conflict: 'photo',
+  rate_limited: 'busy',
+  backend_error: 'server',
+  backend_unavailable: 'server',
+  internal_error: 'server',
+  backend_timeout: 'slow',
+  not_ready: 'starting',
 };
 
-/** `{title, hint, detail}` for any error of a look-up. */
+function apiKind(error) {
+  if (error.status === 0) return 'offline';
+  if (error.status === 429) return 'busy';
+  return KIND_BY_CODE[error.code] || (error.status >= 400 && error.status < 500 ? 'photo' : 'server');
+}
+
+/**
+ * `{title, hint, args, detail}` for any error of a look-up: title and hint are message keys, `args` fills them in;
+ * `detail` is the small print, a message `{key, args}` or the `{text}` the server or the browser gave (English).
+ */
 export function describeProblem(error) {
   if (error instanceof PhotoError) {
-    return {
-      title: "That file isn't a photo we can open",
-      hint: 'Please choose a JPEG, PNG or WebP photo, or use the camera.',
-      detail: error.message,
-    };
+    return { ...messagesOf('notAPhoto'), detail: { key: error.key, args: error.args } };
   }
   if (!(error instanceof ApiError)) {
-    return { title: 'Something went wrong', hint: 'Please try again.', detail: String(error?.message || error) };
+    return { ...messagesOf('unknown'), detail: { text: String(error?.message || error) } };
   }
-  const detail = error.message;
-  if (error.status === 0) {
-    return {
-      title: "We couldn't reach the museum's server",
-      hint: "Check that you're connected to the museum's Wi-Fi, then try again.",
-      detail,
-    };
+  const kind = apiKind(error);
+  const problem = { ...messagesOf(kind), detail: { text: error.message } };
+  const wait = Number(error.retryAfter);
+  if (kind === 'busy' && Number.isFinite(wait) && wait > 0) {
+    return { ...problem, hint: 'problem.busy.hintWait', args: { count: Math.ceil(wait) } };
   }
-  if (error.status === 429) {
-    const wait = Number(error.retryAfter) > 0 ? `${Number(error.retryAfter)} seconds` : 'a moment';
-    return { title: 'Lots of visitors right now', hint: `Please wait ${wait}, then try again.`, detail };
-  }
-  if (error.status >= 400 && error.status < 500) {
-    const known = BY_CODE[error.code] || { title: "That photo didn't work", hint: RETAKE };
-    return { ...known, detail };
-  }
-  return {
-    title: 'The recognition service is having trouble',
-    hint: 'This is not your photo. Please try again in a minute.',
-    detail,
-  };
+  return problem;
+}
+
+function messagesOf(kind) {
+  return { title: `problem.${kind}.title`, hint: `problem.${kind}.hint`, args: {} };
 }

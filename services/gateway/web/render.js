@@ -1,15 +1,31 @@
 // What the result region shows: busy, the artworks found, "not in this collection", or a problem with a hint.
-// Server text only ever goes in through textContent and attributes, never as HTML.
+// Server text only ever goes in through textContent and attributes, never as HTML. The page's own words are message
+// keys (i18n.js), so a panel on screen follows a language switch.
 
-/** Confidence (0..1) in words a visitor reads at a glance, and a level for styling. */
+import { applyTranslations, t, translate, translateAttribute } from './i18n.js';
+
+const CONFIDENCE_LEVELS = [
+  { least: 0.9, level: 'high', key: 'card.confidence.high' },
+  { least: 0.7, level: 'mid', key: 'card.confidence.mid' },
+  { least: -Infinity, level: 'low', key: 'card.confidence.low' },
+];
+
+/** Confidence (0..1) in words a visitor reads at a glance (`key`, and `words` in the page's language), and a level. */
 export function confidenceInWords(confidence) {
-  if (confidence >= 0.9) return { words: 'Very sure', level: 'high' };
-  if (confidence >= 0.7) return { words: 'Fairly sure', level: 'mid' };
-  return { words: 'Possibly', level: 'low' };
+  const { level, key } = CONFIDENCE_LEVELS.find(({ least }) => confidence >= least) ?? CONFIDENCE_LEVELS.at(-1);
+  return { key, words: t(key), level };
 }
 
 function fromTemplate(id) {
-  return document.getElementById(id).content.firstElementChild.cloneNode(true);
+  const panel = document.getElementById(id).content.firstElementChild.cloneNode(true);
+  applyTranslations(panel);
+  return panel;
+}
+
+/** Server text when there is some, else the page's message `key` (kept translated). */
+function textOr(element, text, key) {
+  if (text) element.textContent = text;
+  else translate(element, key);
 }
 
 function replace(region, panel) {
@@ -26,17 +42,17 @@ export function showBusy(region) {
 
 function matchCard(match) {
   const card = fromTemplate('tpl-match');
-  const title = match.name || 'Untitled';
-  const { words, level } = confidenceInWords(match.confidence);
+  const { key, level } = confidenceInWords(match.confidence);
   const confidence = card.querySelector('.confidence');
-  confidence.textContent = words;
+  translate(confidence, key);
+  translateAttribute(confidence, 'title', 'card.confidenceTitle', { percent: match.confidence });
   confidence.dataset.level = level;
-  confidence.title = `Confidence ${Math.round(match.confidence * 100)} %`;
-  card.querySelector('.card-title').textContent = title;
-  card.querySelector('.card-artist').textContent = match.artist || 'Unknown artist';
+  textOr(card.querySelector('.card-title'), match.name, 'card.untitled');
+  textOr(card.querySelector('.card-artist'), match.artist, 'card.unknownArtist');
   const image = card.querySelector('.card-image');
   image.src = match.image_url;
-  image.alt = `The museum's picture of “${title}”`;
+  if (match.name) translateAttribute(image, 'alt', 'card.imageAlt', { title: match.name });
+  else translateAttribute(image, 'alt', 'card.imageAltUntitled');
   image.addEventListener('error', () => image.remove(), { once: true });
   setFact(card, '.fact-date', match.year);
   card.dataset.objectId = match.object_id;
@@ -55,8 +71,7 @@ export function setFact(card, selector, value) {
 export function showFound(region, response) {
   const panel = fromTemplate('tpl-found');
   const matches = response.matches?.length ? response.matches : [response.match];
-  panel.querySelector('.result-title').textContent =
-    matches.length === 1 ? 'We found it' : `We found ${matches.length} artworks in your photo`;
+  translate(panel.querySelector('.result-title'), 'result.found', { count: matches.length });
   panel.querySelector('.degraded').hidden = !response.degraded;
   panel.querySelector('.matches').append(...matches.map(matchCard));
   return replace(region, panel);
@@ -67,11 +82,20 @@ export function showNoMatch(region) {
   return replace(region, fromTemplate('tpl-nomatch'));
 }
 
-/** A problem: a title, a hint what to do, and the technical detail in small print. */
-export function showProblem(region, { title, hint, detail }) {
+/**
+ * A problem (problems.js): a title, a hint what to do, and the technical detail in small print. A detail from the
+ * server or the browser is English text and is marked so (screen readers then pronounce it right).
+ */
+export function showProblem(region, { title, hint, args, detail }) {
   const panel = fromTemplate('tpl-error');
-  panel.querySelector('.result-title').textContent = title;
-  panel.querySelector('.problem-hint').textContent = hint;
-  panel.querySelector('.problem-detail').textContent = detail || '';
+  translate(panel.querySelector('.result-title'), title, args);
+  translate(panel.querySelector('.problem-hint'), hint, args);
+  const small = panel.querySelector('.problem-detail');
+  if (detail?.key) {
+    translate(small, detail.key, detail.args);
+  } else {
+    small.textContent = detail?.text || '';
+    small.lang = 'en';
+  }
   return replace(region, panel);
 }
