@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 import numpy as np
 
 from services.collection.images import IMAGE_SUFFIXES
@@ -67,7 +68,7 @@ def main() -> int:
             for photo in photos:
                 sent = time.perf_counter()
                 try:
-                    timing = identify_file(client, url, photo)["timing"]
+                    timing = msgspec.structs.asdict(identify_file(client, url, photo).timing)
                     timing["client_ms"] = (time.perf_counter() - sent) * 1000
                 except RuntimeError as exc:
                     statuses[str(exc).split()[0]] = statuses.get(str(exc).split()[0], 0) + 1

@@ -291,6 +291,51 @@ class Timing(Struct):
     total_ms: float
 
 
+def _doc(text: str) -> Meta:
+    """A field's description in the OpenAPI document."""
+    return Meta(description=text)
+
+
+class CandidateEvidence(Struct):
+    """One shortlisted artwork's evidence as the decision saw it, rounded for the answer. The geometric fields are
+    null when the candidate was not checked (verification disabled or down), else the check's outcome (see
+    ``MatchResult``)."""
+
+    object_id: str
+    similarity: Annotated[float, _doc("Best cosine similarity over the photo's regions (4 decimals).")]
+    embedding_rank: Annotated[
+        int, _doc("1-based rank among the embedding's candidates; 0: only the local-feature shortlist proposed it.")
+    ] = 0
+    votes: Annotated[int, _doc("Query descriptors that voted for it; 0: not voted for.")] = 0
+    verified: Annotated[bool | None, _doc("Whether the geometric check verified it; null: not checked.")] = None
+    reason: Annotated[str | None, _doc("Why the check did not verify it (a MatchResult reason).")] = None
+    inliers: Annotated[int | None, _doc("Matches consistent with the homography.")] = None
+    good_matches: Annotated[int | None, _doc("Matches passing the ratio test.")] = None
+    inlier_ratio: Annotated[float | None, _doc("inliers / good_matches (3 decimals).")] = None
+    spread: Annotated[
+        float | None, _doc("Share of the reference covered by its inliers' convex hull (3 decimals).")
+    ] = None
+    interior_inliers: Annotated[int | None, _doc("Inliers away from the reference's border band.")] = None
+    score: Annotated[float | None, _doc("Inliers in excess of chance for this reference, 0..1 (4 decimals).")] = None
+    fine: Annotated[bool | None, _doc("Whether it was checked against the photo's finer features.")] = None
+    query_box: Annotated[
+        list[float] | None, _doc("Where the painting lies in the photo, [x0, y0, x1, y1] fractions (4 decimals).")
+    ] = None
+
+    @property
+    def checked(self) -> bool:
+        """Whether a geometric check ran on this candidate."""
+        return self.verified is not None
+
+
+class IdentifyDebug(Struct):
+    """How ``/identify`` reached its answer."""
+
+    regions: Annotated[int, _doc("Regions of the photo embedded, the whole photo included.")]
+    candidates: Annotated[list[CandidateEvidence], _doc("Every candidate's evidence, best similarity first.")]
+    threshold: Annotated[float, _doc("The least confidence an answer needed (the request's, else the gateway's).")]
+
+
 class IdentifyResponse(Struct):
     """``POST /identify`` answer: every verified artwork best first; ``match`` is the best or null."""
 
@@ -300,7 +345,7 @@ class IdentifyResponse(Struct):
     alternatives: list[Match] | None
     message: str | None
     timing: Timing
-    debug: dict[str, Any]
+    debug: IdentifyDebug
     geometric_skipped: bool
     geometric_skip_reason: str | None
     degraded: bool

@@ -1,8 +1,8 @@
 """Fitting the decision's logistic weights and operating threshold on labelled photos. Pure numerics, no I/O.
 
-The evidence is the gateway's ``debug.candidates`` rows of every photo, collected once with threshold 0. Answers for
-new parameters are recomputed offline with the gateway's own :func:`decide`, so the fit and the service never
-disagree about what a parameter means.
+The evidence is the gateway's ``debug.candidates`` rows of every photo (:mod:`services.decision.evidence`), collected
+once with threshold 0. Answers for new parameters are recomputed offline with the gateway's own :func:`decide`, so
+the fit and the service never disagree about what a parameter means.
 """
 
 from __future__ import annotations
@@ -14,116 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from services.common.schemas import MatchResult
-from services.gateway.decision import (
-    Candidate,
-    DecisionParams,
-    counts_as_verified,
-    decide,
-    geometric_features,
-    top_margin,
-)
-from tools.cli.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
-
-Rows = Sequence[Mapping[str, Any]]
-"""One photo's ``debug.candidates`` rows, in the gateway's order (best similarity first)."""
-
-
-def fit_logistic(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    l2: float = 1.0,
-    nonnegative: bool = False,
-    max_iter: int = 100,
-    prior: tuple[Sequence[float], float] | None = None,
-) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by Newton's method (IRLS) with step halving.
-
-    Features are standardised for the fit (the penalty ``l2 / 2 · |w|²`` acts on standardised weights, the bias
-    gets a tiny one so that single-class data stays finite); the returned weights apply to the raw features.
-    With ``nonnegative``, a feature whose weight comes out negative is fixed at 0 and the rest refitted (evidence
-    that should only ever raise confidence, such as more inliers, never lowers it because of a few odd samples).
-    With a ``prior``, the penalty pulls the weights toward it instead of toward 0: when a labelled set is nearly
-    separable (every verified answer right), the fit then moves the level of confidence and keeps a graded
-    response to the evidence instead of declaring every sample certain.
-
-    Args:
-        x: (N, D) float features.
-        y: (N,) labels in {0, 1}.
-        l2: penalty strength on the standardised weights.
-        nonnegative: constrain every weight to be ≥ 0.
-        max_iter: Newton steps at most per fit.
-        prior: ``(weights, bias)`` on the raw features the penalty pulls toward; None: toward 0.
-
-    Returns:
-        ``(weights (D,), bias)`` with ``P(y=1) = sigmoid(x @ weights + bias)``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] == 0:
-        raise ValueError(f"need x (N, D) and y (N,) with N > 0, got {x.shape} and {y.shape}")
-    prior_w = np.zeros(x.shape[1]) if prior is None else np.asarray(prior[0], dtype=np.float64)
-    prior_b = 0.0 if prior is None else float(prior[1])
-    free = np.ones(x.shape[1], dtype=bool)
-    while True:
-        weights = np.zeros(x.shape[1])
-        weights[free], bias = _newton(x[:, free], y, l2, max_iter, prior_w[free], prior_b)
-        if not nonnegative or np.all(weights >= 0):
-            return weights, bias
-        free[int(np.argmin(weights))] = False
-
-
-def _newton(
-    x: np.ndarray, y: np.ndarray, l2: float, max_iter: int, prior_w: np.ndarray, prior_b: float
-) -> tuple[np.ndarray, float]:
-    mean, sd = x.mean(axis=0), x.std(axis=0)
-    sd[sd < 1e-12] = 1.0
-    design = np.hstack([(x - mean) / sd, np.ones((x.shape[0], 1))])
-    penalty = np.full(design.shape[1], l2)
-    penalty[-1] = 1e-6
-    # the prior in the standardised design: same predictions as (prior_w, prior_b) on the raw features
-    centre = np.append(prior_w * sd, prior_b + float(np.sum(prior_w * mean)))
-    beta = centre.copy()
-
-    def loss(b: np.ndarray) -> float:
-        z = design @ b
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * (b - centre) ** 2))
-
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -60, 60)))
-        grad = design.T @ (p - y) + penalty * (beta - centre)
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + np.diag(penalty)
-        step = np.linalg.solve(hessian, grad)
-        current, scale = loss(beta), 1.0
-        while scale > 1e-6 and loss(beta - scale * step) > current:
-            scale /= 2
-        beta = beta - scale * step
-        if np.max(np.abs(scale * step)) < 1e-9:
-            break
-    return beta[:-1] / sd, float(beta[-1] - np.sum(beta[:-1] * mean / sd))
-
-
-def to_candidates(rows: Rows) -> list[Candidate]:
-    """Gateway candidates rebuilt from ``debug.candidates`` rows (rows without geometric fields: not checked)."""
-    out = []
-    for row in rows:
-        geometric = None
-        if "verified" in row:
-            geometric = MatchResult(
-                reference_id=str(row["object_id"]),
-                verified=bool(row["verified"]),
-                inliers=int(row.get("inliers", 0)),
-                good_matches=int(row.get("good_matches", 0)),
-                inlier_ratio=float(row.get("inlier_ratio", 0.0)),
-                score=float(row.get("score", 0.0)),
-                spread=float(row.get("spread", 0.0)),
-                reason=row.get("reason"),
-                query_box=row.get("query_box"),
-                interior_inliers=int(row.get("interior_inliers", 0)),
-            )
-        out.append(Candidate(str(row["object_id"]), float(row["similarity"]), None, geometric))
-    return out
+from services.common.schemas import CandidateEvidence
+from services.decision.evidence import Rows, to_candidates
+from services.decision.logistic import fit_logistic
+from services.decision.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
+from services.decision.rule import DecisionParams, counts_as_verified, decide, geometric_features, top_margin
 
 
 def redecide(evidence: Sequence[Rows], params: DecisionParams, *, use_geometric: bool) -> list[Answer]:
@@ -157,7 +52,7 @@ def embedding_samples(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows])
         if rows:
             candidates = to_candidates(rows)
             x.append((candidates[0].similarity, top_margin(candidates)))
-            y.append(rows[0]["object_id"] in photo.expected)
+            y.append(rows[0].object_id in photo.expected)
     return np.array(x, dtype=np.float64).reshape(-1, 2), np.array(y, dtype=np.float64)
 
 
@@ -254,7 +149,7 @@ def fit_params(
 
 def open_set_copies(
     photos: Sequence[LabelledPhoto], evidence: Sequence[Rows]
-) -> tuple[list[LabelledPhoto], list[list[Mapping[str, Any]]]]:
+) -> tuple[list[LabelledPhoto], list[list[CandidateEvidence]]]:
     """For each photo showing indexed artworks, a copy as if they were not in the collection.
 
     The copy's candidate rows lack the shown artworks and its right answer is "no match": an offline open-set
@@ -264,7 +159,7 @@ def open_set_copies(
     for photo, rows in zip(photos, evidence, strict=True):
         if photo.expected:
             out_photos.append(LabelledPhoto(photo.name + "#open", photo.shown, frozenset()))
-            out_rows.append([r for r in rows if r["object_id"] not in photo.expected])
+            out_rows.append([r for r in rows if r.object_id not in photo.expected])
     return out_photos, out_rows
 
 
@@ -285,7 +180,7 @@ def split_folds(photos: Sequence[LabelledPhoto], folds: int, seed: int) -> list[
 
 def _subset(
     photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], idx: list[int], open_set: bool
-) -> tuple[list[LabelledPhoto], list[list[Mapping[str, Any]]]]:
+) -> tuple[list[LabelledPhoto], list[list[CandidateEvidence]]]:
     p, e = [photos[i] for i in idx], [list(evidence[i]) for i in idx]
     if open_set:
         extra_p, extra_e = open_set_copies(p, e)

@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
+
+from services.common.schemas import CandidateEvidence
 
 HIT_RANKS = (1, 3, 5, 10)
 CONFIDENCE_BINS = tuple(b / 10 for b in range(11))
@@ -62,7 +65,7 @@ class Answer:
     """
 
     matches: tuple[tuple[str, float], ...] = ()
-    candidates: tuple[Mapping[str, Any], ...] = ()
+    candidates: tuple[CandidateEvidence, ...] = ()
     timing: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
     degraded: bool = False
@@ -74,7 +77,7 @@ class Answer:
     def rank_of(self, expected: frozenset[str]) -> int | None:
         """1-based rank of the first expected artwork in the candidate list, None when absent."""
         for i, row in enumerate(self.candidates, start=1):
-            if row.get("object_id") in expected:
+            if row.object_id in expected:
                 return i
         return None
 
@@ -181,15 +184,15 @@ def stage_breakdown(
             continue
         g = groups.setdefault(photo.group, dict.fromkeys(STAGE_KEYS, 0) | {"missed": {}})
         named = {o for o, _ in answer.named(threshold)}
-        rows = {row.get("object_id"): row for row in answer.candidates}
+        rows = {row.object_id: row for row in answer.candidates}
         for object_id in sorted(photo.expected):
             row = rows.get(object_id)
             g["paintings"] += 1
             if row is not None:
                 g["shortlisted"] += 1
-                g["embedding"] += int((row.get("embedding_rank") or 0) > 0)
-                g["voted"] += int((row.get("votes") or 0) > 0)
-                g["verified"] += int(bool(row.get("verified")))
+                g["embedding"] += int(row.embedding_rank > 0)
+                g["voted"] += int(row.votes > 0)
+                g["verified"] += int(bool(row.verified))
             if object_id in named:
                 g["answered"] += 1
                 continue
@@ -197,8 +200,8 @@ def stage_breakdown(
                 "not shortlisted"
                 if row is None
                 else "below threshold"
-                if row.get("verified")
-                else str(row.get("reason") or "not verified")
+                if row.verified
+                else str(row.reason or "not verified")
             )
             g["missed"][reason] = g["missed"].get(reason, 0) + 1
     return dict(sorted(groups.items()))
@@ -206,8 +209,9 @@ def stage_breakdown(
 
 def _evidence(answer: Answer, object_id: str | None) -> dict[str, Any] | None:
     for rank, row in enumerate(answer.candidates, start=1):
-        if row.get("object_id") == object_id:
-            return {"rank": rank, **row}
+        if row.object_id == object_id:
+            fields = msgspec.structs.asdict(row)
+            return {"rank": rank, **{k: v for k, v in fields.items() if v is not None}}
     return None
 
 
@@ -222,7 +226,7 @@ def failures(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thresho
         named = answer.named(threshold)
         ids = [o for o, _ in named]
         rank = answer.rank_of(photo.expected)
-        truth = answer.candidates[rank - 1]["object_id"] if rank else None
+        truth = answer.candidates[rank - 1].object_id if rank else None
         base = {"photo": photo.name, "kind": photo.kind, "expected": sorted(photo.expected)}
         if answer.error is not None:
             found.append({**base, "failure": "error", "message": answer.error})

@@ -7,14 +7,18 @@ operating threshold. Low-texture works (flat colour fields, noisy photos) give l
 so when nothing verified, the embedding's clear winner can still be answered by a stricter model of its similarity
 and lead over the runner-up (fitted on the photos where verification failed). Without geometric evidence at all
 (geometric down, or disabled by the request) only a clear embedding winner is answered.
+
+The gateway decides live with :func:`decide`; ``calibrate`` fits :class:`DecisionParams` and re-decides offline with
+the same function (:mod:`services.decision.fitting`), so the fit and the service never disagree about what a
+parameter means.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from typing import Any
 
 from services.common.schemas import MatchResult, ObjectMetadata
 
@@ -65,33 +69,32 @@ class DecisionParams:
     overlap_iou: float = 0.5
     fitted_on: dict[str, object] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        """The parameters as JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+    def to_mapping(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready mapping (what ``decision.json`` holds)."""
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, text: str) -> DecisionParams:
-        """Parameters from :meth:`to_json` text; unknown keys are rejected."""
-        raw = json.loads(text)
+    def from_mapping(cls, raw: Mapping[str, Any]) -> DecisionParams:
+        """Parameters from a :meth:`to_mapping` mapping; missing keys take their defaults.
+
+        Raises:
+            ValueError: the mapping has keys that are not parameters (a typo such as ``treshold``).
+        """
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown decision parameters: {sorted(unknown)}")
+        values = dict(raw)
         for key in ("geo_weights", "emb_weights", "unverified_weights"):
-            if key in raw:
-                raw[key] = tuple(float(v) for v in raw[key])
-        return cls(**raw)
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
 
     def cut(self, use_geometric: bool) -> float:
         """The operating threshold of a mode: with geometric evidence, or without."""
         if use_geometric or self.embedding_threshold is None:
             return self.threshold
         return self.embedding_threshold
-
-    @classmethod
-    def load_or_default(cls, path: Path) -> DecisionParams:
-        """Fitted parameters from ``path`` if it exists, else the defaults."""
-        return cls.from_json(path.read_text()) if path.exists() else cls()
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,18 @@ class Scored:
 
 @dataclass(frozen=True)
 class Decision:
-    """Answers (best first) and the remaining candidates ranked as alternatives."""
+    """Answers (best first), the remaining candidates ranked as alternatives, and the cut that separated them.
+
+    Attributes:
+        matches: the answers, best first.
+        alternatives: every other scored candidate, best first.
+        threshold: the least confidence an answer needed: the request's threshold, else the mode's operating
+            threshold (:meth:`DecisionParams.cut`).
+    """
 
     matches: list[Scored]
     alternatives: list[Scored]
+    threshold: float
 
 
 def _sigmoid(z: float) -> float:
@@ -171,7 +182,8 @@ def decide(
     With geometric evidence, every candidate that verified with confidence ≥ threshold is an answer, except one
     whose region in the photo overlaps a better answer (the same painting); when no candidate verified at all, the
     top candidate can still be answered by :func:`unverified_confidence`. Without geometric evidence, only the top
-    candidate can be an answer, when its embedding confidence reaches the threshold.
+    candidate can be an answer, when its embedding confidence reaches the threshold. ``threshold`` overrides the
+    mode's operating threshold; the cut applied is returned with the answers.
     """
     cut = params.cut(use_geometric) if threshold is None else threshold
     if use_geometric:
@@ -203,4 +215,4 @@ def decide(
             matches.append(s)
         else:
             rest.append(s)
-    return Decision(matches=matches, alternatives=rest)
+    return Decision(matches=matches, alternatives=rest, threshold=cut)

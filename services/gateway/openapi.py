@@ -1,7 +1,9 @@
-"""OpenAPI documentation of the ``/identify`` body, which the handler parses itself (JSON or multipart)."""
+"""OpenAPI documentation of the ``/identify`` body, which the handler parses itself (JSON or multipart), of its
+answer's schemas, and of the catalogue's multipart bodies."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +18,23 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.common.schemas import K_MAX, OBJECT_ID_PATTERN, IdentifyRequest
+from services.common.schemas import K_MAX, OBJECT_ID_PATTERN, IdentifyRequest, IdentifyResponse
 from services.gateway.inputs import CATALOGUE_FIELDS
 
 
 def identify_schemas() -> dict[str, Any]:
-    """JSON schemas of ``IdentifyRequest`` and ``IdentifyOptions`` for the document's components."""
-    _, components = msgspec.json.schema_components([IdentifyRequest], ref_template="#/components/schemas/{name}")
+    """JSON schemas of ``/identify``'s body (``IdentifyRequest``, ``IdentifyOptions``) and answer
+    (``IdentifyResponse`` down to each candidate's ``CandidateEvidence``) for the document's components.
+
+    msgspec writes them from the wire structs, their docstrings becoming the descriptions; they replace the ones
+    Litestar derives from the handler's return type, which carry no descriptions.
+    """
+    _, components = msgspec.json.schema_components(
+        [IdentifyRequest, IdentifyResponse], ref_template="#/components/schemas/{name}"
+    )
+    for schema in components.values():
+        if "description" in schema:  # docstrings keep their source indentation
+            schema["description"] = inspect.cleandoc(schema["description"])
     return components
 
 

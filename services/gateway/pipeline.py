@@ -16,6 +16,7 @@ from services.common import errors
 from services.common.images import encode_base64, resize_max_side, to_jpeg
 from services.common.schemas import (
     ExtractResponse,
+    IdentifyDebug,
     IdentifyOptions,
     IdentifyResponse,
     Match,
@@ -25,8 +26,9 @@ from services.common.schemas import (
     Timing,
     VerificationMethod,
 )
+from services.decision.evidence import evidence_of
+from services.decision.rule import Candidate, Decision, DecisionParams, Scored, decide
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
-from services.gateway.decision import Candidate, Decision, DecisionParams, Scored, decide
 from services.gateway.regions import propose_regions
 
 log = logging.getLogger(__name__)
@@ -201,11 +203,11 @@ class IdentifyPipeline:
                 geometric_ms=round(stages.geometric_ms, 2),
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
             ),
-            debug={
-                "regions": len(regions),
-                "candidates": [_debug_row(c) for c in candidates],
-                "threshold": self.params.cut(use_geometric) if options.threshold is None else options.threshold,
-            },
+            debug=IdentifyDebug(
+                regions=len(regions),
+                candidates=[evidence_of(c) for c in candidates],
+                threshold=decision.threshold,
+            ),
             geometric_skipped=skipped or not use_geometric,
             geometric_skip_reason="disabled by request" if skipped else (degradation if not use_geometric else None),
             degraded=degradation is not None,
@@ -216,26 +218,3 @@ class IdentifyPipeline:
 def _attach(candidates: list[Candidate], results: list[MatchResult]) -> list[Candidate]:
     by_id = {r.reference_id: r for r in results}
     return [dataclasses.replace(c, geometric=by_id.get(c.object_id)) for c in candidates]
-
-
-def _debug_row(c: Candidate) -> dict[str, object]:
-    row: dict[str, object] = {
-        "object_id": c.object_id,
-        "similarity": round(c.similarity, 4),
-        "embedding_rank": c.embedding_rank,
-        "votes": c.votes,
-    }
-    if c.geometric is not None:
-        g = c.geometric
-        row.update(
-            inliers=g.inliers,
-            good_matches=g.good_matches,
-            inlier_ratio=round(g.inlier_ratio, 3),
-            spread=round(g.spread, 3),
-            interior_inliers=g.interior_inliers,
-            fine=g.fine,
-            verified=g.verified,
-            reason=g.reason,
-            query_box=[round(v, 4) for v in g.query_box] if g.query_box is not None else None,
-        )
-    return row

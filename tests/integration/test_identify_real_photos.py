@@ -27,7 +27,7 @@ def test_single_painting_wall_photos_are_identified(stack: LocalStack, museum_de
     right = 0
     for photo in photos:
         answer = identify_file(client, stack.url("gateway"), museum_dev / "pictures" / photo)
-        right += bool(answer["match"]) and answer["match"]["object_id"] in labels[photo]
+        right += answer.match is not None and answer.match.object_id in labels[photo]
     assert len(photos) >= 28
     assert right >= len(photos) - 2, f"{right}/{len(photos)} single-painting wall photos identified"
 
@@ -35,9 +35,9 @@ def test_single_painting_wall_photos_are_identified(stack: LocalStack, museum_de
 def test_photos_without_artwork_get_no_match(stack: LocalStack, museum_dev: Path, client: httpx.Client) -> None:
     for photo in ("nonart__bikes1.jpg", "nonart__leuven2.jpg"):
         answer = identify_file(client, stack.url("gateway"), museum_dev / "pictures" / photo)
-        assert answer["success"] is True
-        assert answer["match"] is None and answer["matches"] == []
-        assert answer["message"]
+        assert answer.success is True
+        assert answer.match is None and answer.matches == []
+        assert answer.message
 
 
 def test_json_base64_request_matches_multipart(stack: LocalStack, museum_dev: Path, client: httpx.Client) -> None:
@@ -81,7 +81,7 @@ def test_admin_adds_an_artwork_that_is_then_recognised_and_deleted(
         / next(p for p, ids in sorted(read_labels(museum_dev).items()) if ids == [HELD_OUT] and "qsd2_w1" in p)
     )
     before = identify_file(client, gateway, photo)
-    assert before["match"] is None or before["match"]["object_id"] != HELD_OUT
+    assert before.match is None or before.match.object_id != HELD_OUT
 
     image = (museum_dev / "objects" / f"{HELD_OUT}.jpg").read_bytes()
     fields = {"object_id": HELD_OUT, "title": "Held-out painting", "artist": "Test Artist", "date": "1901"}
@@ -93,12 +93,12 @@ def test_admin_adds_an_artwork_that_is_then_recognised_and_deleted(
     assert again.status_code == 409
 
     after = identify_file(client, gateway, photo)
-    assert after["match"]["object_id"] == HELD_OUT
-    assert after["match"]["name"] == "Held-out painting"
+    assert after.match is not None and after.match.object_id == HELD_OUT
+    assert after.match.name == "Held-out painting"
     assert client.get(gateway + f"/objects/{HELD_OUT}/image").content == image
 
     deleted = client.delete(gateway + f"/objects/{HELD_OUT}", headers={"X-API-Key": API_KEY})
     assert deleted.status_code == 200
     gone = identify_file(client, gateway, photo)
-    assert gone["match"] is None or gone["match"]["object_id"] != HELD_OUT
+    assert gone.match is None or gone.match.object_id != HELD_OUT
     assert client.get(gateway + f"/objects/{HELD_OUT}").status_code == 404

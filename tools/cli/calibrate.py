@@ -9,23 +9,33 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.common.atomic import atomic_write_bytes
-from services.common.paths import CALIBRATION_FILE, default_snapshot_dir
-from services.gateway.decision import DecisionParams
+from services.collection.layout import default_snapshot_dir
+from services.common.schemas import CandidateEvidence
+from services.decision.fitting import FitSettings, cross_validate, fit_params, measure, open_set_copies
+from services.decision.metrics import Answer, LabelledPhoto, reliability
+from services.decision.rule import DecisionParams
+from services.decision.stored import load_params, save_params
 from tools.cli import report
-from tools.cli.calibration import FitSettings, cross_validate, fit_params, measure, open_set_copies
-from tools.cli.collect import collect, from_record, gateway, gateway_info, prepare_snapshot
-from tools.cli.metrics import Answer, LabelledPhoto, reliability
+from tools.cli.collect import (
+    add_data_options,
+    collect,
+    from_record,
+    gateway,
+    gateway_info,
+    load_set,
+    prepare_snapshot,
+    workdir,
+)
 
 
-def add_calibrate(sub: argparse._SubParsersAction, data_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``calibrate`` with the shared data options."""
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``calibrate``."""
     cal = sub.add_parser("calibrate", help="fit the decision on labelled photos, store it in the snapshot")
-    data_options(cal)
+    add_data_options(cal)
     cal.add_argument(
         "--responses",
         type=Path,
@@ -71,8 +81,6 @@ def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer]
     if args.responses:
         photos, answers, sets = read_responses(args.responses)
         return photos, answers, args.snapshot or default_snapshot_dir(), sets
-    from tools.cli.evaluate import load_set, workdir
-
     dataset, photos, _ = load_set(args)
     with workdir(args.workdir) as work:
         snapshot = args.snapshot or (work / "snapshot" if args.workdir else default_snapshot_dir())
@@ -85,7 +93,10 @@ def _gather(args: argparse.Namespace) -> tuple[list[LabelledPhoto], list[Answer]
     return photos, answers, snapshot, {}
 
 
-def _usable(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> tuple[list[LabelledPhoto], list[Any]]:
+def _usable(
+    photos: Sequence[LabelledPhoto], answers: Sequence[Answer]
+) -> tuple[list[LabelledPhoto], list[list[CandidateEvidence]]]:
+    """The photos whose answer neither failed nor was degraded, and their candidate rows."""
     keep = [(p, a) for p, a in zip(photos, answers, strict=True) if a.error is None and not a.degraded]
     if len(keep) < len(photos):
         print(f"warning: {len(photos) - len(keep)} photos failed or were degraded; fitted without them")
@@ -123,9 +134,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         "target_precision": args.target_precision,
     }
     params = fit_params(all_p, all_e, base, settings, fitted_on)
-    previous = DecisionParams.load_or_default(snapshot / CALIBRATION_FILE)
+    previous = load_params(snapshot)
     result = {
-        "params": json.loads(params.to_json()),
+        "params": params.to_mapping(),
         "before": measure(all_p, all_e, previous),
         "after": measure(all_p, all_e, params),
         "folds": folds,
@@ -137,8 +148,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         (args.out / "calibration.md").write_text(calibration_markdown(result))
     if not args.dry_run:
         snapshot.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(snapshot / CALIBRATION_FILE, params.to_json().encode())
-        print(f"wrote {snapshot / CALIBRATION_FILE}; restart the gateway to use it")
+        print(f"wrote {save_params(snapshot, params)}; restart the gateway to use it")
     return 0
 
 

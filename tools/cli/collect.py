@@ -1,26 +1,82 @@
-"""Collecting ``/identify`` answers for a labelled set: snapshots, a local stack when no gateway is given, HTTP."""
+"""Collecting ``/identify`` answers for a labelled set (shared by ``evaluate`` and ``calibrate``): the data options,
+the labelled photos, snapshots, a local stack when no gateway is given, HTTP, and the answers as saved in reports."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from services.collection.layout import DECISION_FILE
-from tools.cli.dataset import Dataset, link_collection
+from services.common.schemas import IdentifyResponse
+from services.decision.evidence import decode_rows
+from services.decision.metrics import Answer, LabelledPhoto
+from tools.cli.dataset import Dataset, choose_excluded, labelled_photos, link_collection, read_labels
 from tools.cli.identify import identify_file
 from tools.cli.local_stack import SERVICES, LocalStack
-from tools.cli.metrics import Answer, LabelledPhoto
 
 RETRIES_429 = 8
 """Retries of a request the gateway rate-limited (pauses 0.1 s, 0.2 s, ... at most 5 s each)."""
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``evaluate`` and ``calibrate`` share: where the labelled set is, which gateway, where work goes."""
+    parser.add_argument("--data", type=Path, help="labelled set: objects/, objects.csv, pictures/, labels.csv")
+    parser.add_argument("--collection", type=Path, help="reference images (default <data>/objects)")
+    parser.add_argument("--catalogue", type=Path, help="catalogue CSV (default <data>/objects.csv)")
+    parser.add_argument("--photos", type=Path, help="visitor photos (default <data>/pictures)")
+    parser.add_argument("--labels", type=Path, help="labels CSV (default <data>/labels.csv)")
+    parser.add_argument(
+        "--relabel",
+        type=Path,
+        help="label corrections: a CSV in the labels' format whose rows replace those of the same photos",
+    )
+    parser.add_argument("--url", default=None, help="a running gateway; without it a local stack is started")
+    parser.add_argument("--workdir", type=Path, default=None, help="where snapshots and logs go (default: temporary)")
+    parser.add_argument("--snapshot", type=Path, default=None, help="the full snapshot (default <workdir>/snapshot)")
+    parser.add_argument("--k", type=int, default=None, help="candidates per photo (default: the gateway's)")
+
+
+def load_set(
+    args: argparse.Namespace, excluded_fraction: float = 0.0, seed: int = 0
+) -> tuple[Dataset, list[LabelledPhoto], frozenset[str]]:
+    """The dataset, its labelled photos (with a seeded share of artworks left out) and the left-out artworks."""
+    dataset = Dataset.locate(
+        args.data, collection=args.collection, catalogue=args.catalogue, photos=args.photos, labels=args.labels
+    )
+    labels = read_labels(dataset.labels)
+    if args.relabel is not None:
+        corrections = read_labels(args.relabel)
+        unknown = sorted(set(corrections) - set(labels))
+        if unknown:
+            raise ValueError(f"{args.relabel}: corrects photos that are not labelled, e.g. {unknown[0]}")
+        labels.update(corrections)
+    missing = [name for name in labels if not (dataset.photos / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} labelled photos are not in {dataset.photos}, e.g. {missing[0]}")
+    excluded = choose_excluded(dataset.object_ids(), excluded_fraction, seed) if excluded_fraction else frozenset()
+    return dataset, labelled_photos(labels, excluded), excluded
+
+
+@contextlib.contextmanager
+def workdir(path: Path | None) -> Iterator[Path]:
+    """``path`` (created), or a temporary folder removed afterwards."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="artwork-matcher-eval-") as tmp:
+        yield Path(tmp)
 
 
 def _free_port() -> int:
@@ -86,13 +142,12 @@ def gateway_info(url: str) -> dict[str, Any]:
     return info
 
 
-def to_answer(body: dict[str, Any], request_ms: float) -> Answer:
-    """An :class:`Answer` from a ``/identify`` JSON body and the measured round trip."""
-    matches = tuple((str(m["object_id"]), float(m["confidence"])) for m in body.get("matches") or [])
-    timing = {k: float(v) for k, v in (body.get("timing") or {}).items()}
+def to_answer(body: IdentifyResponse, request_ms: float) -> Answer:
+    """An :class:`Answer` from a ``/identify`` answer and the measured round trip."""
+    matches = tuple((m.object_id, m.confidence) for m in body.matches)
+    timing = {k: float(v) for k, v in msgspec.structs.asdict(body.timing).items()}
     timing["request_ms"] = request_ms
-    rows = tuple((body.get("debug") or {}).get("candidates") or ())
-    return Answer(matches=matches, candidates=rows, timing=timing, degraded=bool(body.get("degraded")))
+    return Answer(matches=matches, candidates=tuple(body.debug.candidates), timing=timing, degraded=body.degraded)
 
 
 def collect(
@@ -138,7 +193,7 @@ def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:
         "shown": sorted(photo.shown),
         "expected": sorted(photo.expected),
         "matches": [list(m) for m in answer.matches],
-        "candidates": [dict(r) for r in answer.candidates],
+        "candidates": msgspec.to_builtins(list(answer.candidates)),
         "timing": dict(answer.timing),
         "error": answer.error,
         "degraded": answer.degraded,
@@ -146,11 +201,16 @@ def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:
 
 
 def from_record(record: dict[str, Any]) -> tuple[LabelledPhoto, Answer]:
-    """Inverse of :func:`answer_record`."""
+    """Inverse of :func:`answer_record`; reads the records of older versions too (their candidate rows lack the
+    fields added since, which take their defaults).
+
+    Raises:
+        ValueError: a candidate row that does not follow the ``CandidateEvidence`` contract.
+    """
     photo = LabelledPhoto(record["photo"], frozenset(record["shown"]), frozenset(record["expected"]))
     answer = Answer(
         matches=tuple((str(o), float(c)) for o, c in record["matches"]),
-        candidates=tuple(record["candidates"]),
+        candidates=tuple(decode_rows(record["candidates"])),
         timing=record.get("timing") or {},
         error=record.get("error"),
         degraded=bool(record.get("degraded")),

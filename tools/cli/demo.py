@@ -123,7 +123,7 @@ def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
             for query in queries:
                 started = time.perf_counter()
                 answer = identify_file(client, running.url("gateway"), query.path)
-                got = answer["match"]["object_id"] if answer["match"] else ""
+                got = answer.match.object_id if answer.match else ""
                 ok = got == query.expected
                 right += ok
                 want = query.expected or "no match"

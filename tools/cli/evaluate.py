@@ -1,26 +1,22 @@
-"""``artwork-matcher evaluate`` and ``calibrate``: measure recognition quality on labelled photos, fit the decision.
+"""``artwork-matcher evaluate``: measure recognition quality on labelled photos.
 
-Both send every photo once to a gateway's ``POST /identify`` (real HTTP, multipart, one at a time) with threshold 0,
-so that any threshold can be applied offline afterwards (see :mod:`tools.cli.metrics`). Without ``--url`` they
-build a snapshot of the collection and start the four services on free local ports themselves.
+It sends every photo once to a gateway's ``POST /identify`` (real HTTP, multipart, one at a time) with threshold 0,
+so that any threshold can be applied offline afterwards (see :mod:`services.decision.metrics`). Without ``--url`` it
+builds a snapshot of the collection and starts the four services on free local ports itself (:mod:`tools.cli.collect`,
+shared with ``calibrate``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tools.cli import report
-from tools.cli.collect import answer_record, collect, gateway, gateway_info, prepare_snapshot
-from tools.cli.dataset import Dataset, choose_excluded, labelled_photos, read_labels
-from tools.cli.metrics import (
+from services.decision.metrics import (
     Answer,
     LabelledPhoto,
     Summary,
@@ -34,73 +30,31 @@ from tools.cli.metrics import (
     summarise,
     top_answers,
 )
+from tools.cli import report
+from tools.cli.collect import (
+    add_data_options,
+    answer_record,
+    collect,
+    gateway,
+    gateway_info,
+    load_set,
+    prepare_snapshot,
+    workdir,
+)
 
 MODES = ("full", "embedding_only")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``evaluate`` and ``calibrate``."""
+    """Register ``evaluate``."""
     evaluate = sub.add_parser("evaluate", help="measure recognition quality on a labelled photo set")
-    _data_options(evaluate)
+    add_data_options(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, help="report folder (report.md, report.json, plots/)")
     evaluate.add_argument("--modes", default="full,embedding_only", help=f"comma-separated, of {', '.join(MODES)}")
     evaluate.add_argument("--threshold", type=float, default=None, help="operating threshold (default: the gateway's)")
     evaluate.add_argument("--exclude-fraction", type=float, default=0.0, help="share of artworks left out of the index")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the left-out artworks")
     evaluate.set_defaults(func=run_evaluate)
-
-    from tools.cli.calibrate import add_calibrate
-
-    add_calibrate(sub, _data_options)
-
-
-def _data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="labelled set: objects/, objects.csv, pictures/, labels.csv")
-    parser.add_argument("--collection", type=Path, help="reference images (default <data>/objects)")
-    parser.add_argument("--catalogue", type=Path, help="catalogue CSV (default <data>/objects.csv)")
-    parser.add_argument("--photos", type=Path, help="visitor photos (default <data>/pictures)")
-    parser.add_argument("--labels", type=Path, help="labels CSV (default <data>/labels.csv)")
-    parser.add_argument(
-        "--relabel",
-        type=Path,
-        help="label corrections: a CSV in the labels' format whose rows replace those of the same photos",
-    )
-    parser.add_argument("--url", default=None, help="a running gateway; without it a local stack is started")
-    parser.add_argument("--workdir", type=Path, default=None, help="where snapshots and logs go (default: temporary)")
-    parser.add_argument("--snapshot", type=Path, default=None, help="the full snapshot (default <workdir>/snapshot)")
-    parser.add_argument("--k", type=int, default=None, help="candidates per photo (default: the gateway's)")
-
-
-def load_set(
-    args: argparse.Namespace, excluded_fraction: float = 0.0, seed: int = 0
-) -> tuple[Dataset, list[LabelledPhoto], frozenset[str]]:
-    """The dataset, its labelled photos (with a seeded share of artworks left out) and the left-out artworks."""
-    dataset = Dataset.locate(
-        args.data, collection=args.collection, catalogue=args.catalogue, photos=args.photos, labels=args.labels
-    )
-    labels = read_labels(dataset.labels)
-    if args.relabel is not None:
-        corrections = read_labels(args.relabel)
-        unknown = sorted(set(corrections) - set(labels))
-        if unknown:
-            raise ValueError(f"{args.relabel}: corrects photos that are not labelled, e.g. {unknown[0]}")
-        labels.update(corrections)
-    missing = [name for name in labels if not (dataset.photos / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} labelled photos are not in {dataset.photos}, e.g. {missing[0]}")
-    excluded = choose_excluded(dataset.object_ids(), excluded_fraction, seed) if excluded_fraction else frozenset()
-    return dataset, labelled_photos(labels, excluded), excluded
-
-
-@contextlib.contextmanager
-def workdir(path: Path | None) -> Iterator[Path]:
-    """``path`` (created), or a temporary folder removed afterwards."""
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="artwork-matcher-eval-") as tmp:
-        yield Path(tmp)
 
 
 def summary_dict(summary: Summary) -> dict[str, Any]:

@@ -1,39 +1,44 @@
-"""Calibration: the logistic fit against known weights, offline re-decisions through the gateway's own decide()."""
+"""Fitting the decision: the logistic fit against known weights, offline re-decisions through the gateway's own
+decide()."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from services.gateway.decision import DecisionParams, embedding_confidence, geometric_confidence
-from tools.cli.calibrate import read_responses
-from tools.cli.calibration import (
+from services.common.schemas import CandidateEvidence
+from services.decision.evidence import to_candidates
+from services.decision.fitting import (
     FitSettings,
     cross_validate,
     embedding_samples,
-    fit_logistic,
     fit_params,
     geometric_samples,
     open_set_copies,
     redecide,
     split_folds,
-    to_candidates,
     unverified_samples,
 )
-from tools.cli.metrics import LabelledPhoto, summarise
+from services.decision.logistic import fit_logistic
+from services.decision.metrics import LabelledPhoto, summarise
+from services.decision.rule import DecisionParams, embedding_confidence, geometric_confidence
 
 
-def _row(object_id: str, similarity: float, inliers: int | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {"object_id": object_id, "similarity": similarity}
-    if inliers is not None:
-        row.update(inliers=inliers, good_matches=inliers * 2, inlier_ratio=0.5, spread=0.3, verified=inliers >= 8)
-    return row
+def _row(object_id: str, similarity: float, inliers: int | None = None) -> CandidateEvidence:
+    if inliers is None:  # not checked geometrically
+        return CandidateEvidence(object_id=object_id, similarity=similarity)
+    return CandidateEvidence(
+        object_id=object_id,
+        similarity=similarity,
+        inliers=inliers,
+        good_matches=inliers * 2,
+        inlier_ratio=0.5,
+        spread=0.3,
+        verified=inliers >= 8,
+    )
 
 
 def test_logistic_fit_recovers_known_weights() -> None:
@@ -104,7 +109,7 @@ def test_debug_rows_become_candidates_and_redecide_uses_the_gateways_decision() 
     assert degraded.matches[0] == ("A", pytest.approx(embedding_confidence(0.9, 0.1, params)))
 
 
-def _evidence(n: int, seed: int) -> tuple[list[LabelledPhoto], list[list[dict[str, Any]]]]:
+def _evidence(n: int, seed: int) -> tuple[list[LabelledPhoto], list[list[CandidateEvidence]]]:
     """Photos whose shown artwork verifies with many inliers and a clear lead; chance matches verify weakly."""
     rng = np.random.default_rng(seed)
     photos, evidence = [], []
@@ -125,10 +130,10 @@ def test_samples_are_verified_candidates_and_top_candidates() -> None:
     gx, gy = geometric_samples(photos, evidence, min_inliers=12)
     ex, ey = embedding_samples(photos, evidence)
 
-    expected = sum(1 for rows in evidence for r in rows if r["verified"] and int(r["inliers"]) >= 12)
+    expected = sum(1 for rows in evidence for r in rows if r.verified and (r.inliers or 0) >= 12)
     assert gx.shape == (expected, 4) and gy.shape == (expected,)
     assert ex.shape == (8, 2) and ey.sum() == 6  # photos 0 and 4 show none
-    assert ex[1, 1] == pytest.approx(float(evidence[1][0]["similarity"]) - float(evidence[1][1]["similarity"]))
+    assert ex[1, 1] == pytest.approx(evidence[1][0].similarity - evidence[1][1].similarity)
 
 
 def test_unverified_samples_are_top_candidates_of_photos_where_nothing_verified() -> None:
@@ -167,7 +172,7 @@ def test_fitted_parameters_reach_the_target_and_mean_what_decide_computes() -> N
     assert degraded["precision"] is None or degraded["precision"] >= 0.99
     samples = params.fitted_on["geometric_samples"]
     assert params.fitted_on["seed"] == 2 and isinstance(samples, int) and samples > 0
-    assert DecisionParams.from_json(params.to_json()) == params
+    assert DecisionParams.from_mapping(params.to_mapping()) == params
     # the embedding model was fitted on the same (similarity, margin) that decide() feeds it
     _, ey = embedding_samples(photos, evidence)
     confidences = [a.matches[0][1] for a in redecide(evidence, params, use_geometric=False) if a.matches]
@@ -192,7 +197,7 @@ def test_open_set_copies_drop_the_shown_artworks_and_expect_no_match() -> None:
 
     assert [p.name for p in copies] == [f"{p.name}#open" for p in photos if p.expected]
     assert all(p.kind == "excluded" for p in copies)
-    assert all(r["object_id"] not in photos[1].expected for r in rows[0])
+    assert all(r.object_id not in photos[1].expected for r in rows[0])
     assert len(rows[0]) == len(evidence[1]) - 1
 
 
@@ -237,23 +242,3 @@ def test_two_fold_measures_the_held_out_photos_of_each_set_on_their_own() -> Non
     assert (
         cross_validate(photos, evidence, DecisionParams(), FitSettings(), folds=2, seed=0)[0]["held_out_by_set"] == {}
     )
-
-
-def test_responses_of_several_sets_are_read_together_and_named_by_their_folder(tmp_path) -> None:
-    def report(folder: str, names: list[str]) -> Path:
-        records = [
-            {"photo": n, "shown": ["a"], "expected": ["a"], "matches": [["a", 0.9]], "candidates": [_row("a", 0.8, 40)]}
-            for n in names
-        ]
-        path = tmp_path / f"{folder}.json"
-        path.write_text(
-            json.dumps({"meta": {"photo_folder": f"../data/{folder}/pictures"}, "answers": {"full": records}})
-        )
-        return path
-
-    photos, answers, sets = read_responses([report("museum-a", ["x__1", "x__2"]), report("museum-b", ["y__1"])])
-
-    assert [p.name for p in photos] == ["x__1", "x__2", "y__1"] and len(answers) == 3
-    assert sets == {"x__1": "museum-a", "x__2": "museum-a", "y__1": "museum-b"}
-    with pytest.raises(ValueError, match="two response files"):
-        read_responses([report("museum-a", ["x__1"]), report("museum-c", ["x__1"])])

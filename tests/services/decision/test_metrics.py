@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.cli.dataset import choose_excluded, labelled_photos
-from tools.cli.metrics import (
+from services.common.schemas import CandidateEvidence
+from services.decision.metrics import (
     Answer,
     LabelledPhoto,
     by_group,
@@ -18,6 +18,7 @@ from tools.cli.metrics import (
     summarise,
     top_answers,
 )
+from tools.cli.dataset import choose_excluded, labelled_photos
 
 
 def _photo(name: str, *shown: str) -> LabelledPhoto:
@@ -25,7 +26,7 @@ def _photo(name: str, *shown: str) -> LabelledPhoto:
 
 
 def _answer(matches: list[tuple[str, float]], candidates: list[str], total_ms: float = 100.0) -> Answer:
-    rows = tuple({"object_id": c, "similarity": 0.5, "inliers": 20} for c in candidates)
+    rows = tuple(CandidateEvidence(object_id=c, similarity=0.5, inliers=20) for c in candidates)
     return Answer(matches=tuple(matches), candidates=rows, timing={"total_ms": total_ms})
 
 
@@ -97,7 +98,8 @@ def test_every_failure_is_listed_with_the_wrong_artwork_and_its_evidence() -> No
     incomplete = [f for f in failures(PHOTOS, ANSWERS, 0.65) if f["failure"] == "incomplete"]
     assert incomplete == [
         {"photo": "b__1", "kind": "collection", "expected": ["D", "E"], "failure": "incomplete", "missing": ["E"],
-         "answered": ["D"], "missing_evidence": [{"rank": 3, "object_id": "E", "similarity": 0.5, "inliers": 20}]}
+         "answered": ["D"], "missing_evidence": [
+             {"rank": 3, "object_id": "E", "similarity": 0.5, "embedding_rank": 0, "votes": 0, "inliers": 20}]}
     ]  # fmt: skip
 
 
@@ -182,10 +184,10 @@ def test_left_out_artworks_are_a_seeded_share_of_the_collection() -> None:
 def test_stage_breakdown_says_which_stage_found_and_lost_each_labelled_painting():
     photos = [_photo("g__1", "A", "B"), _photo("g__2", "C"), _photo("g__3", "D"), _photo("h__1", "E"), _photo("x__1")]
     rows = {
-        "A": {"object_id": "A", "embedding_rank": 1, "votes": 0, "verified": True},
-        "B": {"object_id": "B", "embedding_rank": 0, "votes": 12, "verified": False, "reason": "too_few_inliers"},
-        "D": {"object_id": "D", "embedding_rank": 4, "votes": 3, "verified": True},
-        "E": {"object_id": "E", "embedding_rank": 0, "votes": 40, "verified": True},
+        "A": CandidateEvidence("A", 0.5, embedding_rank=1, votes=0, verified=True),
+        "B": CandidateEvidence("B", 0.5, embedding_rank=0, votes=12, verified=False, reason="too_few_inliers"),
+        "D": CandidateEvidence("D", 0.5, embedding_rank=4, votes=3, verified=True),
+        "E": CandidateEvidence("E", 0.5, embedding_rank=0, votes=40, verified=True),
     }
     answers = [
         Answer(matches=(("A", 0.9),), candidates=(rows["A"], rows["B"])),  # A answered, B lost in verification

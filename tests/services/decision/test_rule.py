@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.common.schemas import MatchResult
-from services.gateway.decision import (
+from services.decision.rule import (
     Candidate,
     DecisionParams,
     decide,
@@ -194,7 +194,7 @@ def test_no_candidates_is_no_match():
         assert decision.matches == [] and decision.alternatives == []
 
 
-def test_params_round_trip_through_json():
+def test_params_round_trip_through_a_json_mapping():
     fitted = DecisionParams(
         threshold=0.7,
         min_inliers=15,
@@ -206,27 +206,41 @@ def test_params_round_trip_through_json():
         fitted_on={"photos": 120, "set": "dev"},
     )
 
-    again = DecisionParams.from_json(fitted.to_json())
+    again = DecisionParams.from_mapping(json.loads(json.dumps(fitted.to_mapping())))
 
     assert again == fitted
     assert isinstance(again.geo_weights, tuple) and isinstance(again.emb_weights, tuple)
-    assert DecisionParams.from_json("{}") == DecisionParams()
+    assert DecisionParams.from_mapping({}) == DecisionParams()
 
 
 def test_unknown_parameter_keys_are_rejected():
-    text = json.dumps({**json.loads(DecisionParams().to_json()), "treshold": 0.9})
+    raw = {**DecisionParams().to_mapping(), "treshold": 0.9}
 
     with pytest.raises(ValueError, match="treshold"):
-        DecisionParams.from_json(text)
+        DecisionParams.from_mapping(raw)
 
 
-def test_load_or_default_reads_a_fitted_file_or_falls_back(tmp_path):
-    path = tmp_path / "decision.json"
-    assert DecisionParams.load_or_default(path) == DecisionParams()
+def test_decide_returns_the_operating_threshold_of_its_mode():
+    params = dataclasses.replace(PARAMS, threshold=0.6, embedding_threshold=0.8)
+    candidates = [candidate("strong", 0.9, inliers=200), candidate("weak", 0.5, inliers=13)]
 
-    path.write_text(dataclasses.replace(DecisionParams(), threshold=0.8).to_json())
+    full = decide(candidates, params, use_geometric=True)
+    embedding_only = decide(candidates, params, use_geometric=False)
 
-    assert DecisionParams.load_or_default(path).threshold == 0.8
+    assert full.threshold == 0.6 and embedding_only.threshold == 0.8
+    assert all(s.confidence >= full.threshold for s in full.matches)
+    assert all(s.confidence >= embedding_only.threshold for s in embedding_only.matches)
+
+
+def test_decide_returns_the_requests_threshold_when_one_is_given():
+    candidates = [candidate("strong", 0.9, inliers=200), candidate("weak", 0.5, inliers=13)]
+    weak = geometric_confidence(result("weak", inliers=13), 0.5, PARAMS)
+
+    lenient = decide(candidates, PARAMS, use_geometric=True, threshold=0.0)
+    strict = decide(candidates, PARAMS, use_geometric=True, threshold=1.0)
+
+    assert lenient.threshold == 0.0 and ids(lenient.matches) == ["strong", "weak"] and weak > 0
+    assert strict.threshold == 1.0 and strict.matches == []
 
 
 def test_embedding_only_answers_use_their_own_threshold_when_one_is_set():
@@ -239,4 +253,4 @@ def test_embedding_only_answers_use_their_own_threshold_when_one_is_set():
     assert ids(decide(candidates, strict, use_geometric=False, threshold=0.5).matches) == ["a"]  # per request
     assert strict.cut(True) == 0.5 and strict.cut(False) > confidence
     assert PARAMS.cut(False) == PARAMS.threshold
-    assert DecisionParams.from_json(strict.to_json()) == strict
+    assert DecisionParams.from_mapping(strict.to_mapping()) == strict

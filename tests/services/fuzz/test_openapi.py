@@ -15,10 +15,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import allow_header_conformance, positive_data_acceptance
 
+from services.decision.rule import DecisionParams
 from services.embeddings.app import create_app as embeddings_app
 from services.embeddings.settings import EmbeddingsSettings
 from services.gateway.app import create_app as gateway_app
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
 from services.geometric.app import create_app as geometric_app
 from services.geometric.settings import GeometricSettings

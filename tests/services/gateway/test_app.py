@@ -6,8 +6,8 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from services.decision.rule import DecisionParams
 from services.gateway.app import create_app
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
 from tests.services.fakes import b64, encode, in_frame, textured
 from tests.services.gateway.backends import Backends, error, verified

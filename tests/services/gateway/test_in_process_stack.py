@@ -16,11 +16,11 @@ from litestar.testing import TestClient
 from PIL import Image
 from skimage import data
 
+from services.decision.rule import DecisionParams
 from services.embeddings.app import create_app as create_embeddings
 from services.embeddings.settings import EmbeddingsSettings
 from services.gateway.app import create_app as create_gateway
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
 from services.geometric.app import create_app as create_geometric
 from services.geometric.settings import GeometricSettings

@@ -12,7 +12,7 @@ from PIL import Image
 
 from services.common import errors
 from services.common.schemas import IdentifyOptions, ObjectMetadata, SearchHit, VerificationMethod
-from services.gateway.decision import DecisionParams
+from services.decision.rule import DecisionParams
 from services.gateway.pipeline import IdentifyPipeline, merge_hits
 from tests.services.fakes import textured
 from tests.services.gateway.backends import Backends, error, verified
@@ -104,7 +104,10 @@ def test_a_verified_candidate_is_the_match_with_its_catalogue_entry():
     assert [m.object_id for m in answer.matches] == ["right"]
     assert [m.object_id for m in answer.alternatives] == ["wrong"]
     assert not answer.degraded and not answer.geometric_skipped and answer.message is None
-    assert [row["object_id"] for row in answer.debug["candidates"]] == ["wrong", "right"]
+    assert [row.object_id for row in answer.debug.candidates] == ["wrong", "right"]
+    right = answer.debug.candidates[1]
+    assert right.verified is True and right.inliers == 120 and right.score == answer.match.geometric_score
+    assert answer.debug.threshold == DecisionParams().threshold  # the cut decide applied: the fitted one
 
 
 def test_every_region_is_embedded_and_the_candidates_are_verified_in_one_batch():
@@ -260,7 +263,8 @@ def test_an_artwork_only_the_local_features_shortlist_is_verified_and_answered()
     assert backends.body_of("geometric", "POST", "/match/batch")["reference_ids"] == ["other", "dark"]
     assert answer.match is not None and answer.match.object_id == "dark" and answer.match.name == "Title dark"
     assert answer.match.similarity_score == 0.41
-    assert [(c["object_id"], c["votes"]) for c in answer.debug["candidates"]] == [("other", 0), ("dark", 25)]
+    assert [(c.object_id, c.votes) for c in answer.debug.candidates] == [("other", 0), ("dark", 25)]
+    assert [c.embedding_rank for c in answer.debug.candidates] == [1, 0]
 
 
 def test_without_a_shortlist_nothing_extra_is_asked_or_verified():

@@ -9,9 +9,9 @@ from litestar.testing import TestClient
 from pydantic import SecretStr
 
 from services.common.errors import ConfigurationError, RateLimited
+from services.decision.rule import DecisionParams
 from services.gateway import web
 from services.gateway.app import create_app
-from services.gateway.decision import DecisionParams
 from services.gateway.security import (
     API_CONTENT_SECURITY_POLICY,
     RateLimiter,

@@ -22,9 +22,10 @@ import uvicorn
 from PIL import Image
 
 from services.common.schemas import MatchResult, SearchHit
+from services.decision.rule import DecisionParams
+from services.decision.stored import load_params
 from services.gateway.app import create_app
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
-from services.gateway.decision import DecisionParams
 from services.gateway.settings import GatewaySettings
 from tests.support import free_port
 from tools.cli.dataset import Dataset, link_collection
@@ -171,7 +172,7 @@ def test_calibrate_refits_from_the_report_and_writes_decision_json(evaluated: Pa
 
     assert main([*argv, "--folds", "2", "--seed", "1", "--out", str(out)]) == 0
 
-    params = DecisionParams.from_json((snapshot / "decision.json").read_text())
+    params = load_params(snapshot)
     assert params.fitted_on["photos"] == 6 and params.fitted_on["open_set_copies"] == 4
     assert 0.5 <= params.threshold <= 1.0
     report = json.loads((out / "calibration.json").read_text())

@@ -6,8 +6,10 @@ import io
 import json
 
 import httpx
+import msgspec
 import pytest
 
+from services.common.schemas import IdentifyResponse
 from tools.cli import identify
 from tools.cli.identify import describe, identify_file
 
@@ -34,7 +36,7 @@ def answer(*matches: dict, degraded: bool = False, message: str | None = None, t
         "alternatives": None,
         "message": message,
         "timing": {"embedding_ms": 50.0, "search_ms": 2.0, "geometric_ms": 60.0, "total_ms": total_ms},
-        "debug": {},
+        "debug": {"regions": 3, "candidates": [], "threshold": 0.5},
         "geometric_skipped": degraded,
         "geometric_skip_reason": None,
         "degraded": degraded,
@@ -42,12 +44,18 @@ def answer(*matches: dict, degraded: bool = False, message: str | None = None, t
     }
 
 
+def typed(body: dict) -> IdentifyResponse:
+    return msgspec.convert(body, IdentifyResponse)
+
+
 def test_describes_every_match_with_title_artist_id_and_confidence():
     text = describe(
-        answer(
-            match("mona", "Mona Lisa", "Leonardo", 0.934),
-            match("x-7", "", "", 0.5),
-            total_ms=1234.6,
+        typed(
+            answer(
+                match("mona", "Mona Lisa", "Leonardo", 0.934),
+                match("x-7", "", "", 0.5),
+                total_ms=1234.6,
+            )
         )
     )
 
@@ -55,14 +63,14 @@ def test_describes_every_match_with_title_artist_id_and_confidence():
 
 
 def test_describes_no_match_with_the_servers_message():
-    text = describe(answer(message="the collection is empty", total_ms=9.4))
+    text = describe(typed(answer(message="the collection is empty", total_ms=9.4)))
 
     assert text == "no match (the collection is empty) · 9 ms"
 
 
 def test_flags_a_degraded_answer():
-    assert describe(answer(match("a", "A", "B", 1.0), degraded=True)).endswith(" [degraded: embedding only]")
-    assert describe(answer(degraded=True)).endswith("[degraded: embedding only]")
+    assert describe(typed(answer(match("a", "A", "B", 1.0), degraded=True))).endswith(" [degraded: embedding only]")
+    assert describe(typed(answer(degraded=True))).endswith("[degraded: embedding only]")
 
 
 def test_identify_file_posts_a_multipart_photo_with_string_options(tmp_path):
@@ -77,7 +85,7 @@ def test_identify_file_posts_a_multipart_photo_with_string_options(tmp_path):
     with httpx.Client(transport=httpx.MockTransport(gateway)) as client:
         body = identify_file(client, "http://gw/", photo, k=5, include_alternatives=True, threshold=None)
 
-    assert body == answer()
+    assert body == typed(answer())
     [request] = seen
     assert str(request.url) == "http://gw/identify"
     content = request.read().decode("latin-1")
@@ -128,3 +136,26 @@ def test_run_prints_one_line_per_photo_and_fails_when_any_photo_failed(tmp_path,
     assert identify.run("http://gw", [good], out, as_json=True) == 0
     printed = json.loads(out.getvalue())
     assert printed["photo"] == str(good) and printed["match"]["object_id"] == "mona"
+
+
+def test_an_answer_that_breaks_the_contract_is_a_clear_error(tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"x")
+    broken = {**answer(), "debug": {"regions": 1, "candidates": [{"object_id": "a"}], "threshold": 0.5}}
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=broken))) as client,
+        pytest.raises(ValueError, match=r"does not follow the /identify contract.*similarity"),
+    ):
+        identify_file(client, "http://gw", photo)
+
+
+def test_an_error_that_is_not_json_is_reported_with_its_status(tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"x")
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(502, text="<html>bad gateway"))) as client,
+        pytest.raises(RuntimeError, match=r"^502 <html>bad gateway"),
+    ):
+        identify_file(client, "http://gw", photo)
