@@ -6,11 +6,14 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TypeAlias
 
 import anyio
 from litestar import Litestar, get, post
-from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
+from prometheus_client import Counter, Histogram
 
 from services.common.errors import InvalidFields, NotReady
 from services.common.http import build_app
@@ -24,29 +27,45 @@ from services.embeddings.pipeline import EmbeddingPipeline
 from services.embeddings.settings import EmbeddingsSettings
 
 
+@dataclass(frozen=True)
+class EmbeddingsState:
+    """What the embeddings handlers use, injected as their ``service`` parameter."""
+
+    settings: EmbeddingsSettings
+    pipeline: EmbeddingPipeline
+    ready: threading.Event
+    """Set once the model is loaded (by the lifespan, off the event loop)."""
+    inference_seconds: Histogram
+    embedded_vectors: Counter
+
+
+Service: TypeAlias = NamedDependency[EmbeddingsState]
+"""A handler parameter ``service: Service`` receives the app's :class:`EmbeddingsState`."""
+
+
 @get("/health", operation_id="health", summary="Liveness and model state", sync_to_thread=False)
-def health(state: State) -> Health:
-    loaded = state.ready.is_set()
+def health(service: Service) -> Health:
+    loaded = service.ready.is_set()
     return Health(
         HealthStatus.HEALTHY if loaded else HealthStatus.UNHEALTHY,
         "embeddings",
         __version__,
-        {"model_loaded": loaded, "model": state.pipeline.embedder.name},
+        {"model_loaded": loaded, "model": service.pipeline.embedder.name},
     )
 
 
 @get("/info", operation_id="info", summary="Model and settings", sync_to_thread=False)
-def info(state: State) -> dict[str, object]:
-    embedder = state.pipeline.embedder
+def info(service: Service) -> dict[str, object]:
+    embedder = service.pipeline.embedder
     return {
         "service": "embeddings",
         "version": __version__,
         "model": {
             "name": embedder.name,
-            "dimension": embedder.dimension if state.ready.is_set() else None,
-            "preprocessing": getattr(embedder, "preprocessing", "") if state.ready.is_set() else None,
+            "dimension": embedder.dimension if service.ready.is_set() else None,
+            "preprocessing": getattr(embedder, "preprocessing", "") if service.ready.is_set() else None,
         },
-        "settings": redact(state.settings),
+        "settings": redact(service.settings),
     }
 
 
@@ -57,23 +76,23 @@ def info(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def embed(data: JSONBody[EmbedRequest], state: State) -> EmbedResponse:
-    if not state.ready.is_set():
+def embed(data: JSONBody[EmbedRequest], service: Service) -> EmbedResponse:
+    if not service.ready.is_set():
         raise NotReady("the model is still loading")
     started = time.perf_counter()
     if (data.image is None) == (data.images is None):
         raise InvalidFields("send exactly one of 'image' or 'images'", details={"fields": ["image", "images"]})
     texts = [data.image] if data.image is not None else list(data.images or [])
-    settings: EmbeddingsSettings = state.settings
+    settings = service.settings
     images = [
         decode_image(decode_base64(text, field=f"images[{i}]"), max_pixels=settings.max_image_pixels)
         for i, text in enumerate(texts)
     ]
-    pipeline: EmbeddingPipeline = state.pipeline
+    pipeline = service.pipeline
     inference_started = time.perf_counter()
     vectors, per_image = pipeline.embed(images, data.regions)
-    state.inference_seconds.observe(time.perf_counter() - inference_started)
-    state.embedded_vectors.inc(int(vectors.shape[0]))
+    service.inference_seconds.observe(time.perf_counter() - inference_started)
+    service.embedded_vectors.inc(int(vectors.shape[0]))
     return EmbedResponse(
         embeddings=vectors.tolist(),
         dimension=int(vectors.shape[1]),
@@ -94,6 +113,8 @@ def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder
     embedded = metrics.counter("embeddings_vectors", "Vectors computed (images times regions).")
     metrics.gauge("embeddings_model_loaded", "1 once the model is loaded.").set_function(lambda: float(ready.is_set()))
 
+    service = EmbeddingsState(settings, pipeline, ready, inference, embedded)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(embedder.load)
@@ -107,12 +128,6 @@ def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder
         route_handlers=[health, info, embed],
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
-        state={
-            "settings": settings,
-            "pipeline": pipeline,
-            "ready": ready,
-            "inference_seconds": inference,
-            "embedded_vectors": embedded,
-        },
+        dependencies={"service": Provide(lambda: service, sync_to_thread=False)},
         metrics=metrics,
     )

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Annotated, TypeAlias
 
 import anyio
 import numpy as np
 from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
+from prometheus_client import Gauge
 
-from services.common.errors import InvalidFields, NotFound
+from services.collection.features import FeatureSet
+from services.common.errors import InvalidFields, NotFound, NotReady
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, to_array
 from services.common.observability import ServiceMetrics
@@ -36,26 +41,37 @@ from services.common.service import background, redact, watch_file
 from services.common.version import __version__
 from services.geometric.references import References
 from services.geometric.settings import GeometricSettings
-from services.collection.features import FeatureSet
 from services.geometric.verify import extract_features
 from services.geometric.wire import features_from_wire, features_to_wire, result_to_wire
 
 ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
-def _pixels(state: State, image_b64: str) -> np.ndarray:
-    settings: GeometricSettings = state.settings
+STATE_KEY = "service"
+"""Name of the :class:`GeometricState` on the app's state while it runs, and of the handlers' parameter."""
+
+
+@dataclass(frozen=True)
+class GeometricState:
+    """What the geometric handlers use, for one run of the app."""
+
+    settings: GeometricSettings
+    references: References
+
+
+def _pixels(service: GeometricState, image_b64: str) -> np.ndarray:
+    settings = service.settings
     return to_array(decode_image(decode_base64(image_b64), max_pixels=settings.max_image_pixels))
 
 
-def _query_features(state: State, pixels: np.ndarray, *, fine: bool) -> tuple[FeatureSet, FeatureSet | None]:
+def _query_features(service: GeometricState, pixels: np.ndarray, *, fine: bool) -> tuple[FeatureSet, FeatureSet | None]:
     """A query image's standard features and, with ``fine``, its finer set, from one decoding."""
-    params = state.references.params
+    params = service.references.params
     return extract_features(pixels, params), extract_features(pixels, params, fine=True) if fine else None
 
 
 def _query(
-    state: State,
+    service: GeometricState,
     query: Features | None,
     image: str | None,
     *,
@@ -65,22 +81,26 @@ def _query(
     """The query's features, sent or extracted from the sent image, and its finer set when sent or ``fine``."""
     if (query is None) == (image is None):
         raise InvalidFields("send exactly one of 'query' (features) or 'image'", details={"fields": ["query", "image"]})
-    max_keypoints = state.settings.max_keypoints
+    max_keypoints = service.settings.max_keypoints
     finer = features_from_wire(fine_query, max_keypoints=max_keypoints) if fine_query is not None else None
     if query is not None:
         return features_from_wire(query, max_keypoints=max_keypoints), finer
-    standard, extracted = _query_features(state, _pixels(state, image or ""), fine=fine and finer is None)
+    standard, extracted = _query_features(service, _pixels(service, image or ""), fine=fine and finer is None)
     return standard, finer or extracted
 
 
+Service: TypeAlias = NamedDependency[GeometricState]
+"""A handler parameter ``service: Service`` receives the app's :class:`GeometricState`."""
+
+
 @get("/health", operation_id="health", summary="Liveness and reference count", sync_to_thread=False)
-def health(state: State) -> Health:
-    return Health(HealthStatus.HEALTHY, "geometric", __version__, {"references": len(state.references.store)})
+def health(service: Service) -> Health:
+    return Health(HealthStatus.HEALTHY, "geometric", __version__, {"references": len(service.references.store)})
 
 
 @get("/info", operation_id="info", summary="Verification parameters and settings", sync_to_thread=False)
-def info(state: State) -> dict[str, object]:
-    refs: References = state.references
+def info(service: Service) -> dict[str, object]:
+    refs = service.references
     return {
         "service": "geometric",
         "version": __version__,
@@ -88,7 +108,7 @@ def info(state: State) -> dict[str, object]:
         "vote_index": {"kind": refs.votes.kind, "descriptors": refs.votes.descriptors},
         "extractor": refs.params.extractor_stamp(),
         "params": {k: getattr(refs.params, k) for k in refs.params.__dataclass_fields__},
-        "settings": redact(state.settings),
+        "settings": redact(service.settings),
     }
 
 
@@ -99,11 +119,11 @@ def info(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
+def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse:
     started = time.perf_counter()
-    features, fine = _query_features(state, _pixels(state, data.image), fine=data.fine)
+    features, fine = _query_features(service, _pixels(service, data.image), fine=data.fine)
     wired_fine = features_to_wire(fine) if fine is not None else None
-    votes = state.references.shortlist(features, data.shortlist) if data.shortlist else []
+    votes = service.references.shortlist(features, data.shortlist) if data.shortlist else []
     shortlist = [ShortlistVote(v.object_id, v.votes) for v in votes]
     return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000, wired_fine, shortlist)
 
@@ -115,9 +135,9 @@ def extract(data: JSONBody[ExtractRequest], state: State) -> ExtractResponse:
     status_code=200,
     sync_to_thread=True,
 )
-def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
-    query, _ = _query(state, data.query, data.image)
-    [(object_id, result)] = state.references.verify(query, [data.reference_id])
+def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
+    query, _ = _query(service, data.query, data.image)
+    [(object_id, result)] = service.references.verify(query, [data.reference_id])
     return result_to_wire(object_id, result)
 
 
@@ -128,10 +148,10 @@ def match(data: JSONBody[MatchRequest], state: State) -> MatchResult:
     status_code=200,
     sync_to_thread=True,
 )
-def match_batch(data: JSONBody[MatchBatchRequest], state: State) -> MatchBatchResponse:
+def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBatchResponse:
     started = time.perf_counter()
-    query, fine = _query(state, data.query, data.image, fine_query=data.fine_query, fine=data.fine_first > 0)
-    verified = state.references.verify(query, list(data.reference_ids), fine=fine, fine_first=data.fine_first)
+    query, fine = _query(service, data.query, data.image, fine_query=data.fine_query, fine=data.fine_first > 0)
+    verified = service.references.verify(query, list(data.reference_ids), fine=fine, fine_first=data.fine_first)
     results = [result_to_wire(i, r) for i, r in verified]
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
 
@@ -142,8 +162,8 @@ def match_batch(data: JSONBody[MatchBatchRequest], state: State) -> MatchBatchRe
     summary="A stored reference's feature count",
     sync_to_thread=False,
 )
-def get_reference(object_id: ObjectIdPath, state: State) -> ReferenceInfo:
-    features = state.references.store.get(object_id)
+def get_reference(object_id: ObjectIdPath, service: Service) -> ReferenceInfo:
+    features = service.references.store.get(object_id)
     if features is None:
         raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
     return ReferenceInfo(object_id, len(features.keypoints))
@@ -155,9 +175,9 @@ def get_reference(object_id: ObjectIdPath, state: State) -> ReferenceInfo:
     summary="Extract and store a reference's features from its image",
     sync_to_thread=True,
 )
-def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], state: State) -> ReferenceInfo:
-    features = extract_features(_pixels(state, data.image), state.references.params, reference=True)
-    state.references.put(object_id, features)
+def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], service: Service) -> ReferenceInfo:
+    features = extract_features(_pixels(service, data.image), service.references.params, reference=True)
+    service.references.put(object_id, features)
     return ReferenceInfo(object_id, len(features.keypoints))
 
 
@@ -168,28 +188,18 @@ def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], sta
     status_code=200,
     sync_to_thread=True,
 )
-def delete_reference(object_id: ObjectIdPath, state: State) -> dict[str, str]:
-    if not state.references.remove(object_id):
+def delete_reference(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
+    if not service.references.remove(object_id):
         raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
     return {"deleted": object_id}
 
 
 def create_app(settings: GeometricSettings | None = None, *, references: References | None = None) -> Litestar:
-    """Build the geometric app; ``references`` replaces the file-backed store in tests."""
+    """Build the geometric app; ``references`` replaces the file-backed store in tests (and stays the caller's:
+    it is neither closed nor replaced at shutdown)."""
     settings = settings or GeometricSettings()
-    refs = references or References(settings.features_file, autosave=settings.autosave, threads=settings.verify_threads)
     metrics = ServiceMetrics("geometric")
-    metrics.gauge("geometric_references", "References with stored features.").set_function(
-        lambda: float(len(refs.store))
-    )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(refs.load)
-        interval = settings.reload_interval_s
-        async with background(watch_file(refs.reload_if_changed, interval, "features") if interval else None):
-            yield
-
+    count = metrics.gauge("geometric_references", "References with stored features.")
     return build_app(
         title="artwork-matcher geometric",
         description=(
@@ -198,8 +208,45 @@ def create_app(settings: GeometricSettings | None = None, *, references: Referen
         ),
         version=__version__,
         route_handlers=[health, info, extract, match, match_batch, get_reference, put_reference, delete_reference],
-        lifespan=[lifespan],
+        lifespan=[_lifespan(settings, references, count)],
         max_body_bytes=settings.max_body_bytes,
-        state={"settings": settings, "references": refs},
+        dependencies={STATE_KEY: Provide(_provide_state, sync_to_thread=False)},
         metrics=metrics,
     )
+
+
+def _lifespan(
+    settings: GeometricSettings, given: References | None, count: Gauge
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the references (made here unless given, with their verification threads, and closed
+    here, also when start-up fails), loaded off the event loop, watched for newer files by replicas."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            refs = given
+            if refs is None:
+                refs = References(settings.features_file, autosave=settings.autosave, threads=settings.verify_threads)
+                stack.push_async_callback(anyio.to_thread.run_sync, refs.close)
+            loaded = refs
+            count.set_function(lambda: float(len(loaded.store)))
+            await anyio.to_thread.run_sync(refs.load)
+            app.state[STATE_KEY] = GeometricState(settings, refs)
+            stack.callback(app.state.pop, STATE_KEY, None)
+            interval = settings.reload_interval_s
+            async with background(watch_file(refs.reload_if_changed, interval, "features") if interval else None):
+                yield
+
+    return lifespan
+
+
+def _provide_state(state: State) -> GeometricState:
+    """Dependency provider: the running app's :class:`GeometricState`.
+
+    Raises:
+        NotReady: the app's lifespan has not started, or has ended.
+    """
+    service = state.get(STATE_KEY)
+    if not isinstance(service, GeometricState):
+        raise NotReady("the geometric service is not running: its lifespan has not started")
+    return service

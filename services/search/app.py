@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypeAlias
 
 import anyio
 import numpy as np
 from litestar import Litestar, delete, get, post, put
-from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from services.collection.vectors import Hit
 from services.common.errors import InvalidFields
 from services.common.http import build_app
 from services.common.observability import ServiceMetrics
@@ -29,16 +31,27 @@ from services.common.schemas import (
 )
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
-from services.collection.vectors import Hit
 from services.search.live_index import LiveIndex
 from services.search.settings import SearchSettings
 
 ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
+@dataclass(frozen=True)
+class SearchState:
+    """What the search handlers use, injected as their ``service`` parameter."""
+
+    settings: SearchSettings
+    catalog: LiveIndex
+
+
+Service: TypeAlias = NamedDependency[SearchState]
+"""A handler parameter ``service: Service`` receives the app's :class:`SearchState`."""
+
+
 @get("/health", operation_id="health", summary="Liveness and index size", sync_to_thread=False)
-def health(state: State) -> Health:
-    catalog: LiveIndex = state.catalog
+def health(service: Service) -> Health:
+    catalog = service.catalog
     return Health(
         HealthStatus.HEALTHY,
         "search",
@@ -48,8 +61,8 @@ def health(state: State) -> Health:
 
 
 @get("/info", operation_id="info", summary="Service, index and settings", sync_to_thread=False)
-def info(state: State) -> dict[str, object]:
-    catalog: LiveIndex = state.catalog
+def info(service: Service) -> dict[str, object]:
+    catalog = service.catalog
     index = catalog.index
     return {
         "service": "search",
@@ -62,7 +75,7 @@ def info(state: State) -> dict[str, object]:
             "version": index.version if index else 0,
             "snapshot": str(catalog.path),
         },
-        "settings": redact(state.settings),
+        "settings": redact(service.settings),
     }
 
 
@@ -73,9 +86,9 @@ def info(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def search(data: JSONBody[SearchRequest], state: State) -> SearchResponse:
+def search(data: JSONBody[SearchRequest], service: Service) -> SearchResponse:
     started = time.perf_counter()
-    catalog: LiveIndex = state.catalog
+    catalog = service.catalog
     lengths = {len(v) for v in data.vectors}
     if len(lengths) != 1:
         raise InvalidFields("all vectors must have the same length", details={"lengths": sorted(lengths)})
@@ -95,17 +108,17 @@ def _wire(hit: Hit) -> SearchHit:
 
 @get("/objects", operation_id="listObjects", summary="A page of catalogue entries", sync_to_thread=False)
 def list_objects(
-    state: State,
+    service: Service,
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> ObjectList:
-    objects, total = state.catalog.page(offset, limit)
+    objects, total = service.catalog.page(offset, limit)
     return ObjectList(objects=objects, total=total, offset=offset, limit=limit)
 
 
 @get("/objects/{object_id:str}", operation_id="getObject", summary="One catalogue entry", sync_to_thread=False)
-def get_object(object_id: ObjectIdPath, state: State) -> ObjectMetadata:
-    return state.catalog.get(object_id)
+def get_object(object_id: ObjectIdPath, service: Service) -> ObjectMetadata:
+    return service.catalog.get(object_id)
 
 
 @put(
@@ -114,13 +127,13 @@ def get_object(object_id: ObjectIdPath, state: State) -> ObjectMetadata:
     summary="Add or replace an object",
     sync_to_thread=True,
 )
-def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], state: State) -> ObjectMetadata:
+def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], service: Service) -> ObjectMetadata:
     if data.metadata.object_id != object_id:
         raise InvalidFields(
             "metadata.object_id must equal the id in the path",
             details={"path": object_id, "metadata": data.metadata.object_id},
         )
-    state.catalog.upsert(data.vector, data.metadata)
+    service.catalog.upsert(data.vector, data.metadata)
     return data.metadata
 
 
@@ -131,8 +144,8 @@ def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], state:
     status_code=200,
     sync_to_thread=True,
 )
-def delete_object(object_id: ObjectIdPath, state: State) -> dict[str, str]:
-    state.catalog.remove(object_id)
+def delete_object(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
+    service.catalog.remove(object_id)
     return {"deleted": object_id}
 
 
@@ -143,9 +156,9 @@ def delete_object(object_id: ObjectIdPath, state: State) -> dict[str, str]:
     status_code=200,
     sync_to_thread=True,
 )
-def save_snapshot(state: State) -> dict[str, object]:
-    version = state.catalog.save()
-    return {"saved": True, "version": version, "size": state.catalog.size}
+def save_snapshot(service: Service) -> dict[str, object]:
+    version = service.catalog.save()
+    return {"saved": True, "version": version, "size": service.catalog.size}
 
 
 @post(
@@ -155,9 +168,9 @@ def save_snapshot(state: State) -> dict[str, object]:
     status_code=200,
     sync_to_thread=True,
 )
-def reload_snapshot(state: State) -> dict[str, object]:
-    reloaded = state.catalog.reload_if_changed()
-    return {"reloaded": reloaded, "size": state.catalog.size}
+def reload_snapshot(service: Service) -> dict[str, object]:
+    reloaded = service.catalog.reload_if_changed()
+    return {"reloaded": reloaded, "size": service.catalog.size}
 
 
 def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | None = None) -> Litestar:
@@ -171,6 +184,7 @@ def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | N
         autosave=settings.autosave,
     )
 
+    service = SearchState(settings, catalog)
     metrics = ServiceMetrics("search")
     metrics.gauge("search_index_size", "Objects in the index.").set_function(lambda: float(catalog.size))
 
@@ -198,6 +212,6 @@ def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | N
         ],
         lifespan=[lifespan],
         max_body_bytes=settings.max_body_bytes,
-        state={"settings": settings, "catalog": catalog},
+        dependencies={"service": Provide(lambda: service, sync_to_thread=False)},
         metrics=metrics,
     )

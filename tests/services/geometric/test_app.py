@@ -309,3 +309,21 @@ def test_a_shortlist_outside_0_to_100_is_refused(client, photo_of_a, shortlist):
     response = client.post("/extract", json={"image": photo_of_a, "shortlist": shortlist})
 
     assert response.status_code in (400, 422) and response.json()["error"] == "validation_error"
+
+
+def test_the_references_the_app_made_are_closed_at_shutdown_and_given_ones_are_not(tmp_path, monkeypatch):
+    from services.geometric.app import STATE_KEY
+    from services.geometric.references import References
+
+    closed: list[References] = []
+    monkeypatch.setattr(References, "close", lambda self: closed.append(self))
+    made_app = create_app(settings_for(tmp_path / "made", verify_threads=2))
+    with TestClient(made_app):
+        made = made_app.state[STATE_KEY].references
+        assert closed == []
+    given = References(tmp_path / "given" / "features.npz", threads=2)
+    with TestClient(create_app(settings_for(tmp_path / "given"), references=given)):
+        pass
+
+    assert closed == [made]
+    assert STATE_KEY not in made_app.state
