@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_identify(sub)
     _add_demo(sub)
-    for module in ("evaluate", "infra"):
+    for module in ("evaluate", "calibrate", "infra"):
         try:
             plugin = __import__(f"tools.cli.{module}", fromlist=["add_parser"])
         except ImportError:
