@@ -14,7 +14,7 @@ from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.web.browser import find, language, open_page, screenshot, texts, wait_for_state
+from tests.web.browser import find, language, open_page, screenshot, texts, wait_for_images, wait_for_state
 from tests.web.conftest import NON_ART, PHOTO, TWO_PAINTINGS, launch_chromium
 
 CATALAN_VISITOR = "ca-ES,ca,es,en"
@@ -124,7 +124,9 @@ def test_the_switch_changes_every_word_and_the_choice_is_remembered(
     assert console_problems(browser) == []
 
 
-def test_an_answer_reads_in_the_chosen_language(browser: WebDriver, gateway_url: str, museum_dev: Path) -> None:
+def test_an_answer_reads_in_the_chosen_language(
+    browser: WebDriver, gateway_url: str, museum_dev: Path, artifacts: Path
+) -> None:
     open_page(browser, gateway_url)
     choose_language(browser, "es")
     upload(browser, museum_dev / "pictures" / PHOTO, until="result")
@@ -134,6 +136,8 @@ def test_an_answer_reads_in_the_chosen_language(browser: WebDriver, gateway_url:
     assert find(browser, ".confidence").get_attribute("title").startswith("Confianza: ")
     alt = find(browser, ".card-image").get_attribute("alt")
     assert alt == "Imagen de «La familia de l'artista» de la colección del museo"
+    wait_for_images(browser)
+    screenshot(browser, artifacts / "result-es.png")
 
     choose_language(browser, "de")
     assert texts(browser, ".result-title") == ["Gefunden!"], "the answer on screen follows the switch"
