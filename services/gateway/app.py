@@ -27,6 +27,7 @@ from services.common.version import __version__
 from services.decision.rule import DecisionParams
 from services.decision.stored import load_params
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.collection import check_embedding_model
 from services.gateway.inputs import metadata_from_form, parse_identify_json, parse_options_form
 from services.gateway.openapi import (
     AddObjectOperation,
@@ -38,9 +39,9 @@ from services.gateway.security import add_security_headers, check_cors, client_a
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import (
     STATE_KEY,
-    Backends,
     Gateway,
     GatewayMetrics,
+    GivenClients,
     admin_guard,
     open_gateway,
     provide_gateway,
@@ -265,7 +266,7 @@ def create_app(
     api_key = read_secret(settings.api_key, settings.api_key_file, "GATEWAY_API_KEY")
     decision = params or load_params(settings.snapshot_dir)
     metrics = GatewayMetrics.create()
-    backends = Backends(embeddings=embeddings, search=search, geometric=geometric)
+    backends = GivenClients(embeddings=embeddings, search=search, geometric=geometric)
     return build_app(
         title="artwork-matcher",
         description="Identify artworks of a museum's collection from visitors' photos.",
@@ -286,7 +287,7 @@ def _lifespan(
     api_key: SecretStr | None,
     params: DecisionParams,
     metrics: GatewayMetrics,
-    backends: Backends,
+    backends: GivenClients,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """The app's lifespan: opens the :class:`GatewayState` for the run, puts it on the app's state, and closes it
     (the clients it made) at shutdown or when start-up fails."""
@@ -294,6 +295,7 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_gateway(settings, api_key=api_key, params=params, metrics=metrics, given=backends) as gateway:
+            await check_embedding_model(gateway.embeddings, settings.snapshot_dir)
             app.state[STATE_KEY] = gateway
             try:
                 yield

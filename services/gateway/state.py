@@ -92,7 +92,7 @@ class GatewayState:
 
 
 @dataclass(frozen=True)
-class Backends:
+class GivenClients:
     """Backend clients handed to the app (test seams); a None is made, and closed, by each lifespan."""
 
     embeddings: EmbeddingsClient | None = None
@@ -101,7 +101,7 @@ class Backends:
 
 
 def _made_clients(
-    settings: GatewaySettings, given: Backends, stack: contextlib.AsyncExitStack
+    settings: GatewaySettings, given: GivenClients, stack: contextlib.AsyncExitStack
 ) -> tuple[EmbeddingsClient, SearchClient, GeometricClient]:
     """The given clients, and new ones for the others, each new one's closing pushed on ``stack`` as it is made."""
 
@@ -144,7 +144,7 @@ async def open_gateway(
     api_key: SecretStr | None,
     params: DecisionParams,
     metrics: GatewayMetrics,
-    given: Backends,
+    given: GivenClients,
 ) -> AsyncIterator[GatewayState]:
     """The gateway's state for one lifespan; on exit (or a failure while building it) the clients it made are
     closed. Clients in ``given`` belong to the caller and are left open."""
