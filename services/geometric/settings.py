@@ -8,15 +8,18 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.collection.layout import FEATURES_FILE, default_snapshot_dir
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, port_field
+from services.common.topology import facts
+
+_SERVICE = facts("geometric")
 
 
 class GeometricSettings(ServiceSettings):
     """Geometric service settings."""
 
-    model_config = SettingsConfigDict(env_prefix="GEOMETRIC_")
+    model_config = SettingsConfigDict(env_prefix=_SERVICE.env_prefix)
 
-    port: int = Field(default=8003, ge=1, le=65535)
+    port: int = port_field(_SERVICE)
     """TCP port to listen on."""
     snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
     """Directory of the collection snapshot; reference features are the file ``features.npz`` in it."""

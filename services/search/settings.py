@@ -9,15 +9,18 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.collection.layout import SEARCH_FILE, default_snapshot_dir
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, port_field
+from services.common.topology import facts
+
+_SERVICE = facts("search")
 
 
 class SearchSettings(ServiceSettings):
     """Search service settings."""
 
-    model_config = SettingsConfigDict(env_prefix="SEARCH_")
+    model_config = SettingsConfigDict(env_prefix=_SERVICE.env_prefix)
 
-    port: int = Field(default=8002, ge=1, le=65535)
+    port: int = port_field(_SERVICE)
     """TCP port to listen on."""
     snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
     """Directory of the collection snapshot; the index is the file ``search.npz`` in it."""

@@ -14,9 +14,14 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("embeddings", "search", "geometric", "gateway")
-DEFAULT_PORTS = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
-_PREFIX = {name: name.upper() + "_" for name in SERVICES}
+from services.common.topology import LOOPBACK, START_ORDER, service_environment
+from services.common.topology import SERVICES as FACTS
+
+SERVICES = START_ORDER
+"""The services in the order they are started (each after the services it calls); stopped in reverse."""
+DEFAULT_PORTS = {name: service.port for name, service in FACTS.items()}
+"""Each service's declared port (``services/common/topology.py``)."""
+_ALL_INTERFACES = ("0.0.0.0", "::")
 
 
 class StackError(RuntimeError):
@@ -29,7 +34,7 @@ class LocalStack:
 
     Args:
         snapshot: the collection snapshot directory every service reads.
-        ports: port per service (defaults 8000-8003).
+        ports: port per service (default: each one's declared port, :data:`DEFAULT_PORTS`).
         host: interface for the gateway; the internal services always listen on loopback.
         env: extra environment for every service (e.g. ``GATEWAY_API_KEY``).
         log_dir: where each service's output goes (``<name>.log``); None inherits this process's stderr.
@@ -48,22 +53,16 @@ class LocalStack:
 
     def url(self, name: str) -> str:
         """Base URL of one service."""
-        host = self.host if name == "gateway" and self.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{host}:{self.ports[name]}"
+        host = self.host if name == "gateway" and self.host not in _ALL_INTERFACES else LOOPBACK
+        return FACTS[name].url(host, self.ports[name])
 
     def _environment(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
-        prefix = _PREFIX[name]
-        env[prefix + "HOST"] = self.host if name == "gateway" else "127.0.0.1"
-        env[prefix + "PORT"] = str(self.ports[name])
-        if name in ("search", "geometric", "gateway"):
-            env[prefix + "SNAPSHOT_DIR"] = str(self.snapshot)
-        if name == "gateway":
-            for backend in ("embeddings", "search", "geometric"):
-                env[f"GATEWAY_{backend.upper()}_URL"] = self.url(backend)
-            if not self.throttle:
-                env["GATEWAY_RATE_LIMIT_PER_MINUTE"] = "0"
+        host = self.host if name == "gateway" else LOOPBACK
+        env.update(service_environment(name, host=host, snapshot_dir=str(self.snapshot), ports=self.ports))
+        if name == "gateway" and not self.throttle:
+            env["GATEWAY_RATE_LIMIT_PER_MINUTE"] = "0"
         env.update(self.env)
         return env
 
@@ -74,7 +73,7 @@ class LocalStack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", FACTS[name].module],
             env=self._environment(name),
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
@@ -104,7 +103,7 @@ class LocalStack:
                     if process is not None and process.poll() is not None:
                         raise StackError(f"{name} exited with code {process.returncode} during start-up")
                     with contextlib.suppress(httpx.HTTPError, ValueError):
-                        response = client.get(self.url(name) + "/health")
+                        response = client.get(self.url(name) + FACTS[name].health_path)
                         if response.status_code == 200 and response.json().get("status") == "healthy":
                             pending.remove(name)
                 if pending and time.monotonic() > deadline:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.collection.layout import default_snapshot_dir
+from services.common.topology import SERVICES
 from tools.cli.local_stack import DEFAULT_PORTS
 
 
@@ -95,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"artwork-matcher is up after {took:.1f} s (snapshot {stack.snapshot})")
-    for name in ("gateway", "embeddings", "search", "geometric"):
+    for name in SERVICES:
         print(f"  {name:<10} {stack.url(name)}")
     print("Ctrl-C stops it.")
     try:
@@ -113,7 +114,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _add_identify(sub: argparse._SubParsersAction) -> None:
     ident = sub.add_parser("identify", help="identify photos with a running stack")
     ident.add_argument("photos", nargs="+", type=Path)
-    ident.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
+    ident.add_argument("--url", default=SERVICES["gateway"].url(), help="gateway base URL")
     ident.add_argument("--k", type=int, default=None, help="candidates to verify")
     ident.add_argument("--threshold", type=float, default=None, help="least confidence of an answer")
     ident.add_argument("--no-geometric", action="store_true", help="embedding-only answers")
