@@ -5,7 +5,8 @@
 - :mod:`~services.decision.stored`: the parameters a snapshot holds (``decision.json``).
 - :mod:`~services.decision.logistic` and :mod:`~services.decision.fitting`: fitting the parameters on labelled
   photos, re-deciding offline with the same rule (``artwork-matcher calibrate``).
-- :mod:`~services.decision.metrics`: recognition-quality metrics over labelled photos (``artwork-matcher evaluate``).
+- :mod:`~services.decision.metrics` and :mod:`~services.decision.reliability`: recognition-quality metrics over
+  labelled photos, and how far the confidences can be trusted (``artwork-matcher evaluate``).
 
 It imports only the base dependencies (numpy, msgspec), the shared wire contracts and the snapshot's
 ``decision.json`` file (:mod:`services.collection.decision_file`): no web framework, no FAISS, OpenCV, torch or

@@ -17,7 +17,8 @@ import numpy as np
 from services.common.schemas import CandidateEvidence
 from services.decision.evidence import Rows, to_candidates
 from services.decision.logistic import fit_logistic
-from services.decision.metrics import Answer, LabelledPhoto, choose_threshold, summarise, top_answers
+from services.decision.metrics import Answer, LabelledPhoto, summarise
+from services.decision.reliability import choose_threshold, top_answers
 from services.decision.rule import DecisionParams, counts_as_verified, decide, geometric_features, top_margin
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import msgspec
+
 from services.common.schemas import MatchResult, ObjectMetadata
 
 
@@ -78,17 +80,16 @@ class DecisionParams:
         """Parameters from a :meth:`to_mapping` mapping; missing keys take their defaults.
 
         Raises:
-            ValueError: the mapping has keys that are not parameters (a typo such as ``treshold``).
+            ValueError: the mapping has keys that are not parameters (a typo such as ``treshold``), or a value of
+                the wrong type or shape (the message names it, e.g. ``$.geo_weights``).
         """
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
+        unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown decision parameters: {sorted(unknown)}")
-        values = dict(raw)
-        for key in ("geo_weights", "emb_weights", "unverified_weights"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
+        try:
+            return msgspec.convert(dict(raw), cls)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"bad decision parameter: {exc}") from exc
 
     def cut(self, use_geometric: bool) -> float:
         """The operating threshold of a mode: with geometric evidence, or without."""

@@ -23,7 +23,7 @@ def load_params(snapshot: Path) -> DecisionParams:
         return DecisionParams()
     try:
         return DecisionParams.from_mapping(raw)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise ValueError(f"{snapshot}: decision.json: {exc}; run `artwork-matcher calibrate` again") from exc
 
 

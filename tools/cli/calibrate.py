@@ -16,7 +16,8 @@ from typing import Any
 from services.collection.layout import default_snapshot_dir
 from services.common.schemas import CandidateEvidence
 from services.decision.fitting import FitSettings, cross_validate, fit_params, measure, open_set_copies
-from services.decision.metrics import Answer, LabelledPhoto, reliability
+from services.decision.metrics import Answer, LabelledPhoto
+from services.decision.reliability import reliability
 from services.decision.rule import DecisionParams
 from services.decision.stored import load_params, save_params
 from tools.cli import report

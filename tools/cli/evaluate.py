@@ -23,13 +23,10 @@ from services.decision.metrics import (
     by_group,
     failures,
     latency,
-    point_at,
-    precision_coverage,
-    reliability,
     stage_breakdown,
     summarise,
-    top_answers,
 )
+from services.decision.reliability import point_at, precision_coverage, reliability, top_answers
 from tools.cli import report
 from tools.cli.collect import (
     add_data_options,

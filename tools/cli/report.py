@@ -85,7 +85,7 @@ def _latency(stages: Mapping[str, Mapping[str, float]]) -> list[str]:
 
 
 def reliability_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The reliability rows (see :func:`services.decision.metrics.reliability`) as a Markdown table."""
+    """The reliability rows (see :func:`services.decision.reliability.reliability`) as a Markdown table."""
     out = []
     for r in rows:
         mean = "–" if r["mean_confidence"] is None else f"{r['mean_confidence']:.2f}"

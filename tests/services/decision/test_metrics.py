@@ -9,15 +9,12 @@ from services.decision.metrics import (
     Answer,
     LabelledPhoto,
     by_group,
-    choose_threshold,
     failures,
     latency,
-    precision_coverage,
-    reliability,
     stage_breakdown,
     summarise,
-    top_answers,
 )
+from services.decision.reliability import choose_threshold, precision_coverage, reliability, top_answers
 from tools.cli.dataset import choose_excluded, labelled_photos
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("rule", "evidence", "stored", "logistic", "fitting", "metrics")
+MODULES = ("rule", "evidence", "stored", "logistic", "fitting", "metrics", "reliability")
 FORBIDDEN = ("litestar", "faiss", "cv2", "torch", "timm", "sklearn", "PIL", "httpx", "matplotlib")
 
 

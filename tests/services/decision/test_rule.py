@@ -220,6 +220,15 @@ def test_unknown_parameter_keys_are_rejected():
         DecisionParams.from_mapping(raw)
 
 
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [({"threshold": "0.5"}, "threshold"), ({"geo_weights": [1.0, 2.0]}, "geo_weights"), ({"min_inliers": 1.5}, "min")],
+)
+def test_parameters_of_the_wrong_type_or_shape_are_rejected_naming_them(raw, where):
+    with pytest.raises(ValueError, match=where):
+        DecisionParams.from_mapping(raw)
+
+
 def test_decide_returns_the_operating_threshold_of_its_mode():
     params = dataclasses.replace(PARAMS, threshold=0.6, embedding_threshold=0.8)
     candidates = [candidate("strong", 0.9, inliers=200), candidate("weak", 0.5, inliers=13)]
