@@ -21,6 +21,7 @@ from components.storage import Storage, StorageArgs
 from components.tags import SHARED, STACK_TAG, default_tags, tagged_provider, with_provider
 from components.waf import WebAcl, WebAclArgs
 from components.wiring import build_target, service_args
+from services.common.topology import SERVICES
 
 cfg = StackConfig.load()
 p = cfg.prefix
@@ -104,6 +105,7 @@ alb = LoadBalancer(
         vpc_cidr=cfg.vpc_cidr,
         subnet_ids=network.public_subnet_ids,
         target_port=cfg.services["gateway"].port,
+        health_check_path=SERVICES["gateway"].health_path,
         enable_https=cfg.serve_https,
         domain_name=cfg.domain_name if cfg.serve_https else None,
         hosted_zone_id=cfg.hosted_zone_id or None,

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ordering import after
+from services.common.topology import HEALTH_PATH
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
@@ -39,7 +40,7 @@ class LoadBalancerArgs:
     ``domain_name`` becomes an alias of the load balancer."""
     certificate_arn: str | None = None
     """An issued ACM certificate for ``domain_name`` (DNS managed elsewhere), used as it is."""
-    health_check_path: str = "/health"
+    health_check_path: str = HEALTH_PATH
 
     def __post_init__(self) -> None:
         if self.enable_https != bool(self.domain_name):

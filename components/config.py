@@ -13,12 +13,10 @@ from collections.abc import Mapping
 import pulumi
 
 from components.gpu import check_task_fits
+from services.common.topology import SERVICES
 
-SERVICE_NAMES: tuple[str, ...] = ("gateway", "embeddings", "search", "geometric")
+SERVICE_NAMES: tuple[str, ...] = tuple(SERVICES)
 """The four services, in deployment order (the gateway is every other service's only caller)."""
-
-SERVICE_PORTS: Mapping[str, int] = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
-"""The container port each service listens on."""
 
 SERVICE_KEYS: Mapping[str, str] = {
     "Cpu": "int",
@@ -256,7 +254,7 @@ class StackConfig:
         services = {}
         for name in SERVICE_NAMES:
             raw = {_snake(suffix): readers[kind](f"{name}{suffix}") for suffix, kind in SERVICE_KEYS.items()}
-            services[name] = ServiceSizing(name=name, port=SERVICE_PORTS[name], **raw)  # type: ignore[arg-type]
+            services[name] = ServiceSizing(name=name, port=SERVICES[name].port, **raw)  # type: ignore[arg-type]
         return cls(
             project=pulumi.get_project(),
             stack=pulumi.get_stack(),

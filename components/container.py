@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
+from services.common.topology import HEALTH_PATH
+
 
 @dataclasses.dataclass(frozen=True)
 class MountPoint:
@@ -38,11 +40,13 @@ class ContainerSpec:
     mount_points: Sequence[MountPoint] = ()
     health_start_period_s: int = 60
     """Grace before failed health checks count (model loading, index loading)."""
+    health_path: str = HEALTH_PATH
+    """Path the service answers 200 on while healthy."""
 
 
-def health_command(port: int) -> list[str]:
-    """The container health check: GET /health with the standard library (slim images have no curl)."""
-    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=4)"
+def health_command(port: int, path: str = HEALTH_PATH) -> list[str]:
+    """The container health check: GET ``path`` with the standard library (slim images have no curl)."""
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)"
     return ["CMD", "python", "-c", probe]
 
 
@@ -67,7 +71,7 @@ def container_definitions(spec: ContainerSpec) -> pulumi.Output[str]:
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
         "healthCheck": {
-            "command": health_command(spec.port),
+            "command": health_command(spec.port, spec.health_path),
             "interval": 30,
             "timeout": 5,
             "retries": 3,

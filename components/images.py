@@ -12,12 +12,14 @@ import fnmatch
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
+
+from services.common.topology import facts
 
 TAG_PREFIX = "src-"
 """Every tag this program pushes starts with this, followed by the content digest."""
@@ -45,19 +47,23 @@ def _kept(relative: str, rules: list[tuple[bool, str]]) -> bool:
     return kept
 
 
-def content_tag(context: Path, dockerfile: str, target: str | None) -> str:
-    """The immutable tag of an image: a digest of every file its build context keeps, its Dockerfile and stage.
+def content_tag(context: Path, dockerfile: str, target: str | None, build_args: Mapping[str, str] | None = None) -> str:
+    """The immutable tag of an image: a digest of every file its build context keeps, its Dockerfile, stage and
+    build arguments (one Dockerfile builds several services' images).
 
     Args:
         context: The build context directory (the repository root).
         dockerfile: The Dockerfile's path relative to ``context``.
         target: The stage built, or None for the last.
+        build_args: The build arguments passed to the Dockerfile.
 
     Returns:
         ``src-`` and 24 hex digits; equal trees give equal tags.
     """
     rules = _ignore_rules(context)
     digest = hashlib.sha256(f"{dockerfile}\0{target or ''}\0".encode())
+    for key, value in sorted((build_args or {}).items()):
+        digest.update(f"{key}={value}\0".encode())
     for relative in sorted(_context_files(context, rules) | {dockerfile}):
         digest.update(relative.encode() + b"\0" + hashlib.sha256((context / relative).read_bytes()).digest())
     return TAG_PREFIX + digest.hexdigest()[:24]
@@ -123,7 +129,8 @@ class ContainerImagesArgs:
     """Repositories are ``<prefix>/<service>``."""
     images: Sequence[ImageSpec]
     build: bool = True
-    """Build ``services/<service>/Dockerfile`` (context: the repository root) and push it; false uses ``prebuilt``."""
+    """Build each image from its service's Dockerfile with the service's build arguments
+    (:mod:`services.common.topology`; context: the repository root) and push it; false uses ``prebuilt``."""
     context: str = "."
     platform: str = "linux/amd64"
     keep_images: int = 30
@@ -188,14 +195,16 @@ class ContainerImages(pulumi.ComponentResource):
     def _create_image(
         self, spec: ImageSpec, repo: aws.ecr.Repository, token: pulumi.Output[aws.ecr.GetAuthorizationTokenResult]
     ) -> pulumi.Output[str]:
-        dockerfile = f"services/{spec.service}/Dockerfile"
-        tag = content_tag(Path(self._args.context), dockerfile, spec.target)
+        service = facts(spec.service)
+        build_args = service.build_args()
+        tag = content_tag(Path(self._args.context), service.dockerfile, spec.target, build_args)
         image = docker.Image(
             f"{self._name}-{spec.service}-image",
             image_name=pulumi.Output.concat(repo.repository_url, ":", tag),
             build=docker.DockerBuildArgs(
                 context=self._args.context,
-                dockerfile=f"{self._args.context}/{dockerfile}",
+                dockerfile=f"{self._args.context}/{service.dockerfile}",
+                args=build_args,
                 platform=self._args.platform,
                 target=spec.target,
             ),

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from components import iam
 from components.container import ContainerSpec, MountPoint, container_definitions
+from services.common.topology import HEALTH_PATH
 
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
@@ -81,6 +82,8 @@ class EcsServiceArgs:
     enable_autoscaling: bool = False
     """Autoscaling owns the task count: ECS ignores later changes to ``desired_count``."""
     health_start_period_s: int = 60
+    health_path: str = HEALTH_PATH
+    """Path the container answers 200 on while healthy (its health check)."""
     wait_for_steady_state: bool = False
     """``pulumi up`` waits until the service is stable, so a task that keeps failing fails the update."""
     assign_public_ip: bool = False
@@ -236,6 +239,7 @@ class EcsService(pulumi.ComponentResource):
             gpu_count=a.gpu_count,
             mount_points=mounts,
             health_start_period_s=a.health_start_period_s,
+            health_path=a.health_path,
         )
         volumes = []
         if a.efs is not None:

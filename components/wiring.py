@@ -11,19 +11,23 @@ import pulumi
 
 from components.alb import LoadBalancer
 from components.cluster import EcsCluster
-from components.config import SERVICE_PORTS, StackConfig
+from components.config import StackConfig
 from components.gpu import GpuNodeGroup
 from components.images import ContainerImages
 from components.network import Network
 from components.secrets import AppSecret
 from components.service import EcsServiceArgs, EfsMount
 from components.storage import Storage
+from services.common.topology import SERVICES, facts, service_environment
 
 INDEX_MOUNT = "/mnt/index"
 """Where the EFS index access point is mounted in the gateway, search and geometric tasks."""
 SNAPSHOT_DIR = f"{INDEX_MOUNT}/snapshot"
 """The collection snapshot every service reads (and the admin flows write)."""
-EFS_CLIENTS: frozenset[str] = frozenset({"gateway", "search", "geometric"})
+EFS_CLIENTS: frozenset[str] = frozenset(name for name, service in SERVICES.items() if service.reads_snapshot)
+"""The services that mount the index: those that read the snapshot."""
+ALL_INTERFACES = "0.0.0.0"
+"""Where a task's container listens (its own network interface in awsvpc mode; security groups admit callers)."""
 
 
 def build_target(cfg: StackConfig, name: str) -> str | None:
@@ -35,11 +39,13 @@ def build_target(cfg: StackConfig, name: str) -> str | None:
 
 def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi.Input[str]]:
     """The plain environment of one service's container (secrets go through ``secrets``, never here)."""
-    threads = str(max(1, cfg.services[name].cpu // 1024))
-    env: dict[str, pulumi.Input[str]] = {f"{name.upper()}_THREADS": threads, f"{name.upper()}_LOG_LEVEL": "INFO"}
+    service = facts(name)
+    env: dict[str, pulumi.Input[str]] = dict(
+        service_environment(name, host=ALL_INTERFACES, snapshot_dir=SNAPSHOT_DIR, backend_domain=namespace)
+    )
+    env[service.env("threads")] = str(max(1, cfg.services[name].cpu // 1024))
+    env[service.env("log_level")] = "INFO"
     if name == "gateway":
-        for backend in ("embeddings", "search", "geometric"):
-            env[f"GATEWAY_{backend.upper()}_URL"] = f"http://{backend}.{namespace}:{SERVICE_PORTS[backend]}"
         env["GATEWAY_IMAGES_DIR"] = f"{SNAPSHOT_DIR}/images"
         # behind the ALB: rate-limit the visitor's address the ALB appends to X-Forwarded-For, not the ALB's own
         env["GATEWAY_TRUSTED_PROXY_HOPS"] = "1"
@@ -48,8 +54,6 @@ def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi
         env["EMBEDDINGS_DEVICE"] = "cuda" if cfg.embeddings_on_gpu else "cpu"
     if name == "search":
         env["SEARCH_RELOAD_INTERVAL_S"] = str(cfg.search_reload_interval_s)
-    if name in EFS_CLIENTS:
-        env[f"{name.upper()}_SNAPSHOT_DIR"] = SNAPSHOT_DIR
     return env
 
 
@@ -82,7 +86,7 @@ def service_args(
     )
     return EcsServiceArgs(
         service_name=name,
-        env_prefix=name.upper(),
+        env_prefix=facts(name).env_prefix.removesuffix("_"),
         port=sizing.port,
         cpu=sizing.cpu,
         memory=sizing.memory,
@@ -104,6 +108,7 @@ def service_args(
         efs=efs,
         target_group_arn=alb.target_group_arn if name == "gateway" else None,
         enable_autoscaling=cfg.enable_autoscaling,
-        health_start_period_s=120 if name == "embeddings" else 60,
+        health_start_period_s=facts(name).start_period_s,
+        health_path=facts(name).health_path,
         wait_for_steady_state=cfg.wait_for_steady_state,
     )

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from services.common.topology import LOOPBACK, facts, service_environment
+
 BUILD_ORDER = ("gateway", "search", "geometric", "embeddings")
-START_ORDER = ("embeddings", "search", "geometric", "gateway")
+"""The slim images first (they share the layers of ``services/Dockerfile`` before the build arguments)."""
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
 BASE_RELEASE = "bookworm"
 """Debian release of the real base (python:3.11-slim); its python3 is 3.11 too."""
@@ -80,7 +82,9 @@ def build_command(
     ca_bundle: Path | None,
     torch_index_url: str | None,
 ) -> list[str]:
-    """``buildah bud`` for one service's Dockerfile with the repository root as context (embeddings: ``cpu``)."""
+    """``buildah bud`` for one service's Dockerfile and build arguments (:mod:`services.common.topology`) with the
+    repository root as context (embeddings: ``cpu``)."""
+    service_facts = facts(service)
     command = buildah.cmd(
         "bud",
         "--isolation",
@@ -92,7 +96,7 @@ def build_command(
         "docker",
         "--layers=false",
         "--file",
-        str(repo / "services" / service / "Dockerfile"),
+        str(repo / service_facts.dockerfile),
         "--tag",
         image,
         "--volume",
@@ -100,6 +104,8 @@ def build_command(
     )
     if ca_bundle is not None:
         command += ["--volume", f"{ca_bundle}:{CONTAINER_CA}:ro"]
+    for key, value in service_facts.build_args().items():
+        command += ["--build-arg", f"{key}={value}"]
     if service == "embeddings":
         command += ["--target", "cpu"]
         if torch_index_url is not None:
@@ -153,16 +159,11 @@ def debootstrap_command(rootfs: Path, mirror: str) -> list[str]:
     ]
 
 
-def container_env(service: str, ports: Mapping[str, int]) -> dict[str, str]:
+def container_env(service: str) -> dict[str, str]:
     """Environment of one container here: loopback only, the images' ports, the snapshot where ECS mounts it."""
-    prefix = service.upper()
-    env = {f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(ports[service])}
-    if service in ("gateway", "search", "geometric"):
-        env[f"{prefix}_SNAPSHOT_DIR"] = SNAPSHOT_MOUNT
+    env = service_environment(service, host=LOOPBACK, snapshot_dir=SNAPSHOT_MOUNT)
     if service == "gateway":
         env["GATEWAY_IMAGES_DIR"] = f"{SNAPSHOT_MOUNT}/images"
-        for backend in ("embeddings", "search", "geometric"):
-            env[f"GATEWAY_{backend.upper()}_URL"] = f"http://127.0.0.1:{ports[backend]}"
     return env
 
 

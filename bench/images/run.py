@@ -18,13 +18,12 @@ from typing import IO, Any
 import httpx
 import psutil
 
+from services.common.topology import SERVICES, START_ORDER
 from tools.cli.dataset import read_labels
-from tools.cli.local_stack import DEFAULT_PORTS
 
 from .commands import (
     APP_UID,
     SNAPSHOT_MOUNT,
-    START_ORDER,
     Buildah,
     container_env,
     healthcheck_argv,
@@ -135,7 +134,7 @@ class Containers:
         self.buildah.output("from", "--pull=never", "--name", name, image_name(service, self.args.tag))
         self.names[service] = name
         config = self.buildah.image_config(image_name(service, self.args.tag))
-        env = container_env(service, DEFAULT_PORTS)
+        env = container_env(service)
         command = run_command(self.buildah, name, config["Cmd"], env=env, volume=f"{self.snapshot}:{SNAPSHOT_MOUNT}")
         log = open(self.args.workdir / "logs" / f"run-{service}.log", "wb")  # noqa: SIM115 - closed by stop()
         self.logs.append(log)
@@ -150,7 +149,7 @@ class Containers:
             if self.processes[service].poll() is not None:
                 return None
             try:
-                if httpx.get(f"http://127.0.0.1:{DEFAULT_PORTS[service]}/health", timeout=2).status_code == 200:
+                if httpx.get(SERVICES[service].url() + SERVICES[service].health_path, timeout=2).status_code == 200:
                     return time.monotonic() - start
             except httpx.HTTPError:
                 pass
@@ -160,7 +159,7 @@ class Containers:
     def healthcheck(self, service: str) -> int:
         """Exit status of the image's HEALTHCHECK command run inside the container."""
         config = self.buildah.image_config(image_name(service, self.args.tag))
-        env = container_env(service, DEFAULT_PORTS)
+        env = container_env(service)
         command = run_command(
             self.buildah,
             self.names[service],
@@ -173,7 +172,7 @@ class Containers:
 
     def serving_uid(self, service: str) -> int | None:
         """Real uid of the process listening on the service's port, if it is this container's."""
-        pid = listening_pid(DEFAULT_PORTS[service])
+        pid = listening_pid(SERVICES[service].port)
         ours = {p.pid for p in psutil.Process(self.processes[service].pid).children(recursive=True)}
         return psutil.Process(pid).uids().real if pid in ours else None
 
@@ -201,7 +200,7 @@ class Containers:
 def run_containers(buildah: Buildah, args: argparse.Namespace, snapshot: Path) -> RunReport:
     """Start the containers over a writable copy of the snapshot, check them, identify photos when all four run,
     remove them."""
-    busy = [f"{s}:{p}" for s, p in DEFAULT_PORTS.items() if listening_pid(p) is not None]
+    busy = [f"{s.name}:{s.port}" for s in SERVICES.values() if listening_pid(s.port) is not None]
     if busy:
         raise SystemExit(f"ports already in use ({', '.join(busy)}); stop what listens there and run again")
     live = args.workdir / "snapshot-live"
@@ -233,9 +232,10 @@ def run_containers(buildah: Buildah, args: argparse.Namespace, snapshot: Path) -
 
 def identify(args: argparse.Namespace, report: RunReport) -> None:
     """Ask the containerised gateway about a sample of labelled photos."""
-    gateway = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}"
-    with httpx.Client(base_url=gateway, timeout=60) as client:
-        report.backends = str(client.get("/health", params={"check_backends": "true"}).json().get("status"))
+    gateway = SERVICES["gateway"]
+    with httpx.Client(base_url=gateway.url(), timeout=60) as client:
+        health = client.get(gateway.health_path, params={"check_backends": "true"})
+        report.backends = str(health.json().get("status"))
         labels = read_labels(args.data / "labels.csv")
         for photo in pick_photos(labels, args.photos, args.seed):
             start = time.monotonic()

@@ -13,6 +13,9 @@ from components.container import ContainerSpec, container_definitions, health_co
 from components.gpu import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import Network, NetworkArgs, subnet_cidrs
 from components.service import EcsService, EcsServiceArgs, EfsMount, capacity_strategy
+from services.common.topology import SERVICES
+
+SEARCH, EMBEDDINGS = SERVICES["search"], SERVICES["embeddings"]
 
 
 def test_subnet_cidrs_are_deterministic_public_first_private_from_the_ninth_block() -> None:
@@ -121,7 +124,7 @@ def service_args(**overrides: object) -> EcsServiceArgs:
     base: dict[str, object] = dict(
         service_name="search",
         env_prefix="SEARCH",
-        port=8002,
+        port=SEARCH.port,
         cpu=512,
         memory=1024,
         image="repo@sha256:abc",
@@ -161,7 +164,7 @@ def test_service_creates_its_task_service_group_logs_roles_and_discovery_name(ru
     assert service["networkConfiguration"]["assignPublicIp"] is False
     assert service["serviceRegistries"]["registryArn"].endswith(":svc-discovery")
     rule = plan.named("svc-from-caller-0").inputs
-    assert (rule["referencedSecurityGroupId"], rule["fromPort"]) == ("sg-gateway", 8002)
+    assert (rule["referencedSecurityGroupId"], rule["fromPort"]) == ("sg-gateway", SEARCH.port)
 
 
 def test_service_with_efs_mounts_it_and_admits_itself_to_the_file_system(run_component) -> None:
@@ -207,7 +210,7 @@ def test_container_definitions_is_a_pure_function_of_the_spec() -> pulumi.Output
     spec = ContainerSpec(
         name="embeddings",
         image="repo@sha256:abc",
-        port=8001,
+        port=EMBEDDINGS.port,
         env_prefix="EMBEDDINGS",
         log_group="/ecs/x",
         region="eu-west-1",
@@ -218,10 +221,14 @@ def test_container_definitions_is_a_pure_function_of_the_spec() -> pulumi.Output
     def check(text: str) -> None:
         [container] = json.loads(text)
         env = {e["name"]: e["value"] for e in container["environment"]}
-        assert env == {"EMBEDDINGS_HOST": "0.0.0.0", "EMBEDDINGS_PORT": "8001", "EMBEDDINGS_DEVICE": "cuda"}
+        assert env == {
+            "EMBEDDINGS_HOST": "0.0.0.0",
+            "EMBEDDINGS_PORT": str(EMBEDDINGS.port),
+            "EMBEDDINGS_DEVICE": "cuda",
+        }
         assert container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
-        assert container["healthCheck"]["command"] == health_command(8001)
-        assert "http://127.0.0.1:8001/health" in container["healthCheck"]["command"][-1]
+        assert container["healthCheck"]["command"] == health_command(EMBEDDINGS.port)
+        assert f"http://127.0.0.1:{EMBEDDINGS.port}/health" in container["healthCheck"]["command"][-1]
         assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/x"
 
     return container_definitions(spec).apply(check)

@@ -13,10 +13,15 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.secrets import AppSecret, AppSecretArgs
 from components.storage import Storage, StorageArgs
 from components.waf import MANAGED_RULE_GROUPS, WebAcl, WebAclArgs
+from services.common.topology import SERVICES
+
+GATEWAY = SERVICES["gateway"]
 
 
 def test_http_load_balancer_forwards_port_80_to_a_health_checked_ip_target_group(run_component) -> None:
-    plan = run_component(lambda: LoadBalancer("lb", LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1", "p2"], 8000)))
+    plan = run_component(
+        lambda: LoadBalancer("lb", LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1", "p2"], GATEWAY.port))
+    )
     component = plan.of_type("artwork-matcher:alb:LoadBalancer")[0]
     assert plan.child_types(component) == sorted(
         [
@@ -31,14 +36,24 @@ def test_http_load_balancer_forwards_port_80_to_a_health_checked_ip_target_group
     alb = plan.named("lb-alb").inputs
     assert (alb["internal"], alb["loadBalancerType"], alb["dropInvalidHeaderFields"]) == (False, "application", True)
     group = plan.named("lb-tg").inputs
-    assert (group["port"], group["targetType"], group["healthCheck"]["path"]) == (8000, "ip", "/health")
+    assert (group["port"], group["targetType"], group["healthCheck"]["path"]) == (
+        GATEWAY.port,
+        "ip",
+        GATEWAY.health_path,
+    )
     assert plan.named("lb-http").inputs["defaultActions"][0]["type"] == "forward"
     assert plan.named("lb-out-vpc").inputs["cidrIpv4"] == "10.0.0.0/16"
 
 
 def test_https_load_balancer_validates_its_certificate_in_the_zone_and_aliases_the_domain(run_component) -> None:
     args = LoadBalancerArgs(
-        "vpc-1", "10.0.0.0/16", ["p1", "p2"], 8000, enable_https=True, domain_name="a.example", hosted_zone_id="Z1"
+        "vpc-1",
+        "10.0.0.0/16",
+        ["p1", "p2"],
+        GATEWAY.port,
+        enable_https=True,
+        domain_name="a.example",
+        hosted_zone_id="Z1",
     )
     plan = run_component(lambda: LoadBalancer("lb", args))
     assert plan.named("lb-cert").inputs == {"domainName": "a.example", "validationMethod": "DNS"}
@@ -61,7 +76,7 @@ def test_https_load_balancer_validates_its_certificate_in_the_zone_and_aliases_t
 
 def test_https_with_an_issued_certificate_uses_it_and_requests_nothing(run_component) -> None:
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
-    args = LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], 8000, True, "a.example", certificate_arn=arn)
+    args = LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], GATEWAY.port, True, "a.example", certificate_arn=arn)
     plan = run_component(lambda: LoadBalancer("lb", args))
     assert plan.named("lb-https").inputs["certificateArn"] == arn
     assert not [r for r in plan.registrations if r.type.startswith(("aws:acm/", "aws:route53/"))]
@@ -76,12 +91,12 @@ def test_https_with_an_issued_certificate_uses_it_and_requests_nothing(run_compo
 )
 def test_https_that_could_never_get_a_certificate_is_rejected(extra: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], 8000, True, "a.example", **extra)
+        LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], GATEWAY.port, True, "a.example", **extra)
 
 
 def test_https_without_a_domain_name_is_rejected_naming_both() -> None:
     with pytest.raises(ValueError, match="enable_https and domain_name"):
-        LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], 8000, enable_https=True)
+        LoadBalancerArgs("vpc-1", "10.0.0.0/16", ["p1"], GATEWAY.port, enable_https=True)
 
 
 def test_web_acl_evaluates_managed_groups_then_blocks_by_rate_and_attaches_to_the_alb(run_component) -> None:
@@ -96,7 +111,7 @@ def test_web_acl_evaluates_managed_groups_then_blocks_by_rate_and_attaches_to_th
     assert plan.named("waf-association").inputs["resourceArn"] == "arn:alb"
 
 
-def test_images_are_built_from_each_service_dockerfile_pushed_with_ecr_credentials_and_used_by_digest(
+def test_images_are_built_from_each_service_dockerfile_and_build_args_pushed_with_ecr_credentials_by_digest(
     run_component,
 ) -> None:
     args = ContainerImagesArgs("p", [ImageSpec("gateway"), ImageSpec("embeddings", target="gpu")])
@@ -111,6 +126,10 @@ def test_images_are_built_from_each_service_dockerfile_pushed_with_ecr_credentia
     image = plan.named("img-embeddings-image").inputs
     assert image["build"]["dockerfile"] == "./services/embeddings/Dockerfile"
     assert image["build"]["target"] == "gpu"
+    assert image["build"]["args"] == SERVICES["embeddings"].build_args()
+    gateway = plan.named("img-gateway-image").inputs["build"]
+    assert (gateway["dockerfile"], gateway["args"]) == ("./services/Dockerfile", GATEWAY.build_args())
+    assert "target" not in gateway
     assert image["registry"]["username"] == "AWS" and image["registry"]["password"] == "offline-token"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from components.images import TAG_PREFIX, ContainerImages, ContainerImagesArgs, ImageSpec, content_tag, lifecycle_policy
 from components.plan.recorder import Plan
+from services.common.topology import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,21 +40,23 @@ def test_image_tags_are_immutable_and_name_the_content(any_plan: Plan) -> None:
     assert {r.inputs["imageTagMutability"] for r in any_plan.of_type("aws:ecr/repository:Repository")} == {"IMMUTABLE"}
     tags = [image.inputs["imageName"].rsplit(":", 1)[1] for image in any_plan.of_type("docker:index/image:Image")]
     assert len(tags) == 4 and all(re.fullmatch(TAG_PREFIX + "[0-9a-f]{24}", tag) for tag in tags)
-    assert len(set(tags)) == 4, "each image's tag names its own Dockerfile and stage"
+    assert len(set(tags)) == 4, "each image's tag names its own Dockerfile, stage and build arguments"
 
 
 def test_images_are_pushed_under_the_tag_of_their_build_context(run_component, tmp_path: Path) -> None:
     shutil.copy(ROOT / ".dockerignore", tmp_path / ".dockerignore")
     for service in ("gateway", "embeddings"):
-        (tmp_path / "services" / service).mkdir(parents=True)
-        (tmp_path / "services" / service / "Dockerfile").write_text(f"FROM {service}\n")
-    args = ContainerImagesArgs("p", [ImageSpec("gateway"), ImageSpec("embeddings", "cpu")], context=str(tmp_path))
-    plan = run_component(lambda: ContainerImages("img", args))
-    for service, target in (("gateway", None), ("embeddings", "cpu")):
-        name = plan.named(f"img-{service}-image").inputs["imageName"]
-        assert name == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/p/{service}:" + content_tag(
-            tmp_path, f"services/{service}/Dockerfile", target
-        )
+        (tmp_path / SERVICES[service].dockerfile).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / SERVICES[service].dockerfile).write_text(f"FROM {service}\n")
+    specs = [ImageSpec("gateway"), ImageSpec("search"), ImageSpec("embeddings", "cpu")]
+    plan = run_component(lambda: ContainerImages("img", ContainerImagesArgs("p", specs, context=str(tmp_path))))
+    tags = {}
+    for spec in specs:
+        facts = SERVICES[spec.service]
+        tags[spec.service] = content_tag(tmp_path, facts.dockerfile, spec.target, facts.build_args())
+        name = plan.named(f"img-{spec.service}-image").inputs["imageName"]
+        assert name == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/p/{spec.service}:{tags[spec.service]}"
+    assert tags["gateway"] != tags["search"], "one Dockerfile, two services: the build arguments tell them apart"
 
 
 def test_content_tag_changes_with_kept_files_only(tmp_path: Path) -> None:
@@ -70,8 +73,24 @@ def test_content_tag_changes_with_kept_files_only(tmp_path: Path) -> None:
     (tmp_path / "services" / "gateway" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     assert content_tag(tmp_path, "services/gateway/Dockerfile", None) == first
     assert content_tag(tmp_path, "services/gateway/Dockerfile", "cpu") != first
+    assert content_tag(tmp_path, "services/gateway/Dockerfile", None, {"PORT": "1"}) != first
+    assert content_tag(tmp_path, "services/gateway/Dockerfile", None, {"PORT": "1", "SERVICE": "a"}) == content_tag(
+        tmp_path, "services/gateway/Dockerfile", None, {"SERVICE": "a", "PORT": "1"}
+    )
     (tmp_path / "services" / "gateway" / "app.py").write_text("print(2)\n")
     assert content_tag(tmp_path, "services/gateway/Dockerfile", None) != first
+
+
+def test_editing_one_dockerfile_changes_only_the_tags_of_the_images_it_builds(tmp_path: Path) -> None:
+    shutil.copy(ROOT / ".dockerignore", tmp_path / ".dockerignore")
+    (tmp_path / "services" / "embeddings").mkdir(parents=True)
+    (tmp_path / "services" / "Dockerfile").write_text("FROM python\n")
+    (tmp_path / "services" / "embeddings" / "Dockerfile").write_text("FROM cuda\n")
+    slim = content_tag(tmp_path, "services/Dockerfile", None, {"SERVICE": "search"})
+    embeddings = content_tag(tmp_path, "services/embeddings/Dockerfile", "cpu")
+    (tmp_path / "services" / "embeddings" / "Dockerfile").write_text("FROM cuda:12\n")
+    assert content_tag(tmp_path, "services/Dockerfile", None, {"SERVICE": "search"}) == slim
+    assert content_tag(tmp_path, "services/embeddings/Dockerfile", "cpu") != embeddings
 
 
 def test_lifecycle_keeps_thirty_builds_and_never_expires_by_age_or_untagged(any_plan: Plan) -> None:

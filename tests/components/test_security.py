@@ -7,6 +7,7 @@ import json
 import pytest
 
 from components.plan.recorder import Plan, Registration
+from services.common.topology import facts
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 OPEN = {"0.0.0.0/0", "::/0"}
@@ -41,14 +42,13 @@ def test_each_service_admits_only_its_callers_on_its_own_port(any_plan: Plan) ->
         "search": f"{prefix}-gateway-sg-id",
         "geometric": f"{prefix}-gateway-sg-id",
     }
-    ports = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
     for service, caller in callers.items():
         own_group = f"{prefix}-{service}-sg-id"
         rules = [r for r in any_plan.of_type(INGRESS) if r.inputs["securityGroupId"] == own_group]
         assert len(rules) == 1, service
         assert rules[0].inputs["referencedSecurityGroupId"] == caller
         assert "cidrIpv4" not in rules[0].inputs
-        assert (rules[0].inputs["fromPort"], rules[0].inputs["toPort"]) == (ports[service], ports[service])
+        assert (rules[0].inputs["fromPort"], rules[0].inputs["toPort"]) == (facts(service).port,) * 2
 
 
 def test_efs_admits_nfs_only_from_the_services_that_mount_it(any_plan: Plan) -> None:

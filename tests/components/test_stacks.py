@@ -10,6 +10,7 @@ import pytest
 from components.config import SERVICE_NAMES
 from components.plan import recorder as offline
 from components.plan.recorder import Plan
+from services.common.topology import SERVICES
 
 DEMO_TYPES = {
     "artwork-matcher:alb:LoadBalancer": 1,
@@ -267,9 +268,8 @@ def test_gateway_gets_backend_urls_by_service_discovery_and_the_api_key_as_a_sec
     container = json.loads(str(task_definition(any_plan, "gateway")["containerDefinitions"]))[0]
     env = {e["name"]: e["value"] for e in container["environment"]}
     namespace = f"{any_plan.project}-{any_plan.stack}.internal"
-    assert env["GATEWAY_EMBEDDINGS_URL"] == f"http://embeddings.{namespace}:8001"
-    assert env["GATEWAY_SEARCH_URL"] == f"http://search.{namespace}:8002"
-    assert env["GATEWAY_GEOMETRIC_URL"] == f"http://geometric.{namespace}:8003"
+    for backend in ("embeddings", "search", "geometric"):
+        assert env[f"GATEWAY_{backend.upper()}_URL"] == f"http://{backend}.{namespace}:{SERVICES[backend].port}"
     assert "GATEWAY_API_KEY" not in env
     assert env["GATEWAY_TRUSTED_PROXY_HOPS"] == "1", "rate limits key on the visitor behind the ALB, not the ALB"
     assert [s["name"] for s in container["secrets"]] == ["GATEWAY_API_KEY"]

@@ -9,7 +9,7 @@ import pytest
 
 from bench.images import commands
 from bench.images.commands import Buildah
-from tools.cli.local_stack import DEFAULT_PORTS
+from services.common.topology import SERVICES
 
 REPO = Path(__file__).resolve().parents[3]
 BOOKWORM_DEB822 = """Types: deb
@@ -47,18 +47,21 @@ def test_build_uses_vfs_chroot_host_network_docker_format_and_the_repository_roo
     assert _pairs(command, "--isolation") == ["chroot"] and _pairs(command, "--network") == ["host"]
     # Docker format keeps HEALTHCHECK (OCI drops it) and the base must come from local storage only
     assert _pairs(command, "--format") == ["docker"] and "--pull=never" in command
-    assert _pairs(command, "--file") == [str(REPO / "services" / "search" / "Dockerfile")]
+    assert _pairs(command, "--file") == [str(REPO / "services" / "Dockerfile")]
     assert _pairs(command, "--tag") == ["localhost/artwork-matcher-search:t"]
     assert command[-1] == str(REPO)
-    assert "--target" not in command and "--build-arg" not in command
+    assert "--target" not in command
+    assert _pairs(command, "--build-arg") == [f"{k}={v}" for k, v in SERVICES["search"].build_args().items()]
     assert _pairs(command, "--volume") == ["/w/pip.conf:/etc/pip.conf:ro"]
 
 
 def test_embeddings_builds_the_cpu_target_with_the_chosen_torch_index() -> None:
     command = _build("embeddings", torch_index_url="https://pypi.org/simple")
+    assert _pairs(command, "--file") == [str(REPO / "services" / "embeddings" / "Dockerfile")]
     assert _pairs(command, "--target") == ["cpu"]
-    assert _pairs(command, "--build-arg") == ["TORCH_INDEX_URL=https://pypi.org/simple"]
-    assert "--build-arg" not in _build("embeddings")  # the Dockerfile's own default index
+    facts_args = [f"{k}={v}" for k, v in SERVICES["embeddings"].build_args().items()]
+    assert _pairs(command, "--build-arg") == [*facts_args, "TORCH_INDEX_URL=https://pypi.org/simple"]
+    assert _pairs(_build("embeddings"), "--build-arg") == facts_args  # the Dockerfile's own default index
 
 
 def test_a_ca_bundle_is_mounted_read_only_where_pip_is_told_to_trust_it() -> None:
@@ -103,15 +106,14 @@ def test_stand_in_is_a_bookworm_minbase_with_python_venv_and_passwd() -> None:
 
 
 def test_containers_listen_on_loopback_and_read_the_snapshot_where_ecs_mounts_it() -> None:
-    ports = {"gateway": 8000, "embeddings": 8001, "search": 8002, "geometric": 8003}
-    gateway = commands.container_env("gateway", ports)
-    assert gateway["GATEWAY_HOST"] == "127.0.0.1" and gateway["GATEWAY_PORT"] == "8000"
+    gateway = commands.container_env("gateway")
+    assert gateway["GATEWAY_HOST"] == "127.0.0.1" and gateway["GATEWAY_PORT"] == str(SERVICES["gateway"].port)
     assert gateway["GATEWAY_SNAPSHOT_DIR"] == "/mnt/index/snapshot"
     assert gateway["GATEWAY_IMAGES_DIR"] == "/mnt/index/snapshot/images"
-    assert gateway["GATEWAY_SEARCH_URL"] == "http://127.0.0.1:8002"
-    assert commands.container_env("search", ports)["SEARCH_SNAPSHOT_DIR"] == "/mnt/index/snapshot"
-    embeddings = commands.container_env("embeddings", ports)
-    assert embeddings == {"EMBEDDINGS_HOST": "127.0.0.1", "EMBEDDINGS_PORT": "8001"}
+    assert gateway["GATEWAY_SEARCH_URL"] == f"http://127.0.0.1:{SERVICES['search'].port}"
+    assert commands.container_env("search")["SEARCH_SNAPSHOT_DIR"] == "/mnt/index/snapshot"
+    embeddings = commands.container_env("embeddings")
+    assert embeddings == {"EMBEDDINGS_HOST": "127.0.0.1", "EMBEDDINGS_PORT": str(SERVICES["embeddings"].port)}
 
 
 def test_run_command_passes_env_and_volume_before_the_container_and_its_argv() -> None:
@@ -134,9 +136,10 @@ def test_healthcheck_is_read_from_the_image_config_in_exec_or_shell_form() -> No
             commands.healthcheck_argv(config)
 
 
-@pytest.mark.parametrize("service", ["gateway", "embeddings", "search", "geometric"])
-def test_the_images_health_check_and_port_are_the_ones_the_containers_run_on(service: str) -> None:
-    text = (REPO / "services" / service / "Dockerfile").read_text()
-    port = DEFAULT_PORTS[service]
-    assert set(re.findall(r"^EXPOSE (\d+)$", text, flags=re.MULTILINE)) == {str(port)}
-    assert set(re.findall(r"127\.0\.0\.1:(\d+)/health", text)) == {str(port)}
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_the_images_expose_the_port_the_containers_run_on_from_the_build_arguments(service: str) -> None:
+    text = (REPO / SERVICES[service].dockerfile).read_text()
+    assert set(re.findall(r"^EXPOSE (.+)$", text, flags=re.MULTILINE)) == {"${PORT}"}
+    command = _build(service)
+    assert f"PORT={SERVICES[service].port}" in _pairs(command, "--build-arg")
+    assert commands.container_env(service)[f"{service.upper()}_PORT"] == str(SERVICES[service].port)
