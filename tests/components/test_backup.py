@@ -102,3 +102,10 @@ def test_old_image_versions_expire_after_the_configured_days_once_versioning_is_
 def test_storage_refuses_an_undo_window_under_a_day() -> None:
     with pytest.raises(ValueError, match="imagesNoncurrentVersionDays"):
         StorageArgs("bucket", "vpc-1", ["s1"], noncurrent_version_days=0)
+
+
+def test_the_plan_command_refuses_a_bad_retention_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.cli.main import main
+
+    assert main(["infra", "plan", "--stack", "production", "--config", "backupRetentionDays=0"]) == 2
+    assert "backupRetentionDays must be between 1 and 36500, got 0" in capsys.readouterr().err
