@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.collection.layout import Snapshot
-from services.collection.vector_file import read_vector_file
+from services.collection.vector_file import read_vector_state
 from services.common.errors import ConfigurationError
 
 
@@ -68,28 +68,35 @@ def read_model_stamp(snapshot: Path) -> ModelStamp | None:
     path = Snapshot(Path(snapshot)).search_file
     if not path.exists():
         return None
-    state, _ = read_vector_file(path, with_index=False)
+    state = read_vector_state(path)
     if not state.get("model"):
         return None
     return ModelStamp(str(state["model"]), int(state["dimension"]), str(state.get("preprocessing") or ""))
 
 
-def check_model(snapshot: Path, serving: ModelStamp, *, who: str) -> None:
-    """Refuse ``serving`` (the model ``who`` embeds with) when the snapshot's vectors came from another model.
+def ensure_same_model(recorded: ModelStamp, serving: ModelStamp, *, snapshot: Path, who: str) -> None:
+    """Refuse ``serving`` (the model ``who`` embeds with) when it differs from ``recorded`` (the snapshot's).
 
     Raises:
-        ModelMismatch: with both stamps and the two fixes (configure the same model, or rebuild the snapshot).
+        ModelMismatch: with both stamps and the fixes (configure the snapshot's model, or rebuild the snapshot).
     """
-    recorded = read_model_stamp(snapshot)
-    if recorded is None:
-        return
     differences = recorded.differences(serving)
     if differences:
         raise ModelMismatch(
-            f"snapshot {snapshot} was built with {recorded.model!r} (dimension {recorded.dimension}"
-            f"{', ' + recorded.preprocessing if recorded.preprocessing else ''}) but {who} uses {serving.model!r} "
-            f"(dimension {serving.dimension}{', ' + serving.preprocessing if serving.preprocessing else ''}); "
-            f"differs in {'; '.join(differences)}. Set EMBEDDINGS_MODEL_NAME / EMBEDDINGS_WEIGHTS_PATH / "
-            "EMBEDDINGS_IMAGE_SIZE to the snapshot's model, or rebuild the snapshot with `artwork-matcher index "
-            "build` into a new --snapshot"
+            f"snapshot {snapshot} was built with model {recorded.model!r} but {who} uses {serving.model!r} "
+            f"({'; '.join(differences)}); set EMBEDDINGS_MODEL_NAME / EMBEDDINGS_WEIGHTS_PATH / EMBEDDINGS_IMAGE_SIZE "
+            "to the snapshot's model, or build a new snapshot with this model (`artwork-matcher index build` into "
+            "another --snapshot)"
         )
+
+
+def check_model(snapshot: Path, serving: ModelStamp, *, who: str) -> None:
+    """:func:`ensure_same_model` against the stamp recorded in ``snapshot`` (nothing to check when it has none).
+
+    Raises:
+        ModelMismatch: the snapshot's vectors came from another model.
+        SnapshotError: the snapshot's vector file is unreadable.
+    """
+    recorded = read_model_stamp(snapshot)
+    if recorded is not None:
+        ensure_same_model(recorded, serving, snapshot=Path(snapshot), who=who)

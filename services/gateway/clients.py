@@ -235,6 +235,10 @@ class BackendClient:
         """The backend's ``/health`` body."""
         return await self.request("GET", "/health", dict, idempotent=True)
 
+    async def info(self) -> dict[str, Any]:
+        """The backend's ``/info`` body."""
+        return await self.request("GET", "/info", dict, idempotent=True)
+
 
 class EmbeddingsClient(BackendClient):
     """``embeddings`` service."""

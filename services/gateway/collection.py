@@ -12,18 +12,44 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from services.collection.images import ImageStore, check_object_id
 from services.collection.recipe import Reference, ReferenceRecipe, prepare_reference
+from services.collection.stamp import ModelStamp, ensure_same_model, read_model_stamp
 from services.common import errors
 from services.common.images import decode_image
 from services.common.schemas import ObjectMetadata
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
 
 log = logging.getLogger(__name__)
+
+
+async def check_embedding_model(embeddings: EmbeddingsClient, snapshot: Path) -> None:
+    """At start-up: refuse to serve a snapshot whose vectors another model made than the embeddings service's.
+
+    Nothing to check when the snapshot records no model. When the embeddings service cannot tell yet (down, or its
+    model still loading) the gateway starts and says so in its log: it cannot know, and refusing would make start-up
+    order matter.
+
+    Raises:
+        ModelMismatch: the two models differ; the message names both and the fixes.
+    """
+    recorded = await asyncio.to_thread(read_model_stamp, snapshot)
+    if recorded is None:
+        return
+    try:
+        serving = ModelStamp.from_info(await embeddings.info())
+    except errors.ServiceError as exc:
+        serving = None
+        log.warning("could not ask the embeddings service for its model: %s", exc.message)
+    if serving is None:
+        log.warning("the embeddings model is not known yet; not checked against the snapshot's %r", recorded.model)
+        return
+    ensure_same_model(recorded, serving, snapshot=snapshot, who=f"the embeddings service at {embeddings.base_url}")
 
 
 class HttpEmbedder:

@@ -23,7 +23,7 @@ from services.collection.layout import Snapshot
 from services.collection.local import ImageEmbedder, LocalEmbedder, LocalFeatures, model_stamp
 from services.collection.recipe import Reference, ReferenceRecipe, prepare_reference
 from services.collection.sources import SourceImage, read_catalogue, scan_images
-from services.collection.stamp import ModelMismatch
+from services.collection.stamp import ensure_same_model
 from services.collection.vectors import VectorIndex
 from services.common.errors import ServiceError
 from services.common.images import decode_image
@@ -125,13 +125,8 @@ def _open_index(layout: Snapshot, embedder: ImageEmbedder) -> VectorIndex | None
     if not layout.search_file.exists():
         return None
     index = VectorIndex.load(layout.search_file)
-    differences = index.stamp.differences(model_stamp(embedder)) if index.model else []
-    if differences:
-        raise ModelMismatch(
-            f"snapshot {layout.root} was built with model {index.model!r}, not {embedder.name!r} "
-            f"({'; '.join(differences)}); set EMBEDDINGS_MODEL_NAME / EMBEDDINGS_WEIGHTS_PATH / EMBEDDINGS_IMAGE_SIZE "
-            "to the snapshot's model, use another --snapshot, or delete it to rebuild"
-        )
+    if index.model:  # vectors added through the API before any build carry no model name
+        ensure_same_model(index.stamp, model_stamp(embedder), snapshot=layout.root, who="this build")
     return index
 
 

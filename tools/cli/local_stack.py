@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from services.collection.stamp import ModelMismatch, ModelStamp, check_model
 from services.common.topology import LOOPBACK, START_ORDER, service_environment
 from services.common.topology import SERVICES as FACTS
 
@@ -86,11 +87,34 @@ class LocalStack:
         for name in SERVICES:
             self.start_service(name)
         try:
-            self.wait_healthy(SERVICES, timeout_s)
+            failure: StackError | None = None
+            try:
+                self.wait_healthy(SERVICES, timeout_s)
+            except StackError as exc:  # the gateway exits at start-up when it finds the models differ
+                failure = exc
+            problem = self.model_problem()
+            if problem is not None:
+                raise StackError(problem) from failure
+            if failure is not None:
+                raise failure
         except BaseException:
             self.stop()
             raise
         return time.perf_counter() - started
+
+    def model_problem(self) -> str | None:
+        """Why the embeddings service cannot serve the snapshot (it runs another model than the one that built the
+        snapshot's vectors), or None: the models agree, the snapshot records none, or the service cannot tell."""
+        try:
+            response = httpx.get(self.url("embeddings") + "/info", timeout=5.0)
+            serving = ModelStamp.from_info(response.json()) if response.status_code == 200 else None
+            if serving is not None:
+                check_model(self.snapshot, serving, who="the embeddings service")
+        except ModelMismatch as exc:
+            return str(exc)
+        except (httpx.HTTPError, ValueError):  # not answering, or not JSON; a corrupt snapshot fails in search
+            return None
+        return None
 
     def wait_healthy(self, names: tuple[str, ...] | list[str], timeout_s: float) -> None:
         """Poll ``/health`` of ``names`` until each answers healthy."""

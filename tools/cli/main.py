@@ -18,7 +18,10 @@ from tools.cli.local_stack import DEFAULT_PORTS
 def _add_build(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="manage the collection snapshot")
     index_sub = index.add_subparsers(dest="index_command", required=True)
-    build = index_sub.add_parser("build", help="index a folder of reference images (only new or changed files)")
+    build = index_sub.add_parser(
+        "build",
+        help="index a folder of reference images (only new or changed files) with the EMBEDDINGS_* model settings",
+    )
     build.add_argument("directory", type=Path, help="folder of images; the file stem is the object id")
     build.add_argument("--catalogue", type=Path, help="CSV with object_id,title,artist,date,room,...")
     build.add_argument(
@@ -32,14 +35,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 def _cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from services.collection.local import load_embedder
+    from services.common.errors import ConfigurationError
     from services.common.runtime import limit_threads
-    from services.embeddings.model import TimmEmbedder
     from tools.cli.build import build_collection
 
     limit_threads(2)
     snapshot = args.snapshot or default_snapshot_dir()
-    embedder = TimmEmbedder()
-    embedder.load()
     bars: list[tqdm] = []
 
     def progress(total: int) -> Callable[[int], bool | None]:
@@ -51,12 +53,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
         report = build_collection(
             args.directory,
             snapshot,
-            embedder,
+            load_embedder(),  # the EMBEDDINGS_* settings, exactly as the embeddings service reads them
             catalogue=args.catalogue,
             prune=args.prune,
             batch_size=args.batch_size,
             progress=progress,
         )
+    except ConfigurationError as exc:  # an unusable model, or a snapshot of another model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         for bar in bars:
             bar.close()

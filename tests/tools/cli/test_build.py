@@ -14,6 +14,7 @@ from services.collection.vectors import VectorIndex
 from services.geometric.verify import VerifyParams
 from tests.services.fakes import FakeEmbedder, encode, textured
 from tools.cli.build import build_collection, check_snapshot, sha256_file
+from tools.cli.main import main
 
 
 @pytest.fixture
@@ -229,3 +230,50 @@ def test_an_empty_folder_builds_an_empty_feature_file_and_no_index(tmp_path, sna
     assert report.total == 0 and report.added == []
     assert len(FeatureStore.load(snapshot / "features.npz")) == 0
     assert not (snapshot / "search.npz").exists()
+
+
+def fake_models(monkeypatch) -> list[str]:
+    """Make ``index build`` load a :class:`FakeEmbedder` named by the EMBEDDINGS_* settings it read; returns the
+    names it was asked for."""
+    from services.embeddings.model import TimmEmbedder
+
+    asked: list[str] = []
+
+    def from_settings(cls, settings):
+        asked.append(settings.model_name)
+        return FakeEmbedder(settings.model_name)
+
+    monkeypatch.setattr(TimmEmbedder, "from_settings", classmethod(from_settings))
+    return asked
+
+
+def test_index_build_embeds_with_the_embeddings_services_model_settings(source, snapshot, monkeypatch, capsys):
+    asked = fake_models(monkeypatch)
+    monkeypatch.setenv("EMBEDDINGS_MODEL_NAME", "model-a")
+
+    assert main(["index", "build", str(source), "--snapshot", str(snapshot)]) == 0
+
+    assert asked == ["model-a"]
+    assert VectorIndex.load(snapshot / "search.npz").model == "model-a"
+    assert "3 objects" in capsys.readouterr().out
+
+
+def test_index_build_refuses_a_snapshot_of_another_model_with_a_clear_error(source, snapshot, monkeypatch, capsys):
+    fake_models(monkeypatch)
+    build_collection(source, snapshot, FakeEmbedder("model-a"))
+    monkeypatch.setenv("EMBEDDINGS_MODEL_NAME", "model-b")
+
+    assert main(["index", "build", str(source), "--snapshot", str(snapshot)]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("error: snapshot") and "'model-a'" in error and "'model-b'" in error
+    assert VectorIndex.load(snapshot / "search.npz").model == "model-a"  # untouched
+
+
+def test_index_build_reports_an_unusable_model_setting(source, snapshot, monkeypatch, capsys):
+    monkeypatch.setenv("EMBEDDINGS_MODEL_NAME", "resnet18")  # not the default, and no EMBEDDINGS_WEIGHTS_PATH
+
+    assert main(["index", "build", str(source), "--snapshot", str(snapshot)]) == 2
+
+    assert "'resnet18' needs weights_path" in capsys.readouterr().err
+    assert not snapshot.exists()
