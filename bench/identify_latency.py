@@ -40,11 +40,10 @@ def main() -> int:
     args = parser.parse_args()
 
     snapshot = args.snapshot or Path(tempfile.mkdtemp(prefix="bench-snapshot-"))
-    from services.embeddings.model import TimmEmbedder
+    from services.collection.local import load_embedder
     from tools.cli.build import build_collection
 
-    embedder = TimmEmbedder()
-    embedder.load()
+    embedder = load_embedder()
     started = time.perf_counter()
     report = build_collection(args.collection, snapshot, embedder, catalogue=args.catalogue)
     print(

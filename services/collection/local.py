@@ -8,13 +8,15 @@ same ``EMBEDDINGS_*`` settings as the embeddings service, so both embed alike.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
-from services.collection.features import FeatureStore
+from services.collection.features import FeatureStore, OutdatedFeatures
 from services.collection.recipe import Reference
 from services.collection.stamp import ModelStamp
 from services.common.images import to_array
@@ -22,6 +24,8 @@ from services.common.images import to_array
 if TYPE_CHECKING:
     from services.embeddings.settings import EmbeddingsSettings
     from services.geometric.verify import VerifyParams
+
+log = logging.getLogger(__name__)
 
 
 class ImageEmbedder(Protocol):
@@ -77,10 +81,32 @@ class LocalEmbedder:
 class LocalFeatures:
     """:class:`~services.collection.recipe.FeatureExtractor` that extracts in-process into a feature store."""
 
-    def __init__(self, store: FeatureStore, params: VerifyParams) -> None:
-        """Extract with ``params`` into ``store``."""
+    def __init__(self, store: FeatureStore, params: VerifyParams | None = None) -> None:
+        """Extract with ``params`` (default: the geometric service's, which has no settings for them) into ``store``."""
+        if params is None:
+            from services.geometric.verify import VerifyParams
+
+            params = VerifyParams()
         self.store = store
         self.params = params
+
+    @classmethod
+    def open(cls, path: Path, params: VerifyParams | None = None) -> LocalFeatures:
+        """Extraction into the feature file at ``path``: its store when its features were made by this extractor,
+        else an empty one (the file is missing, of an older format, or made with other settings: every reference is
+        then extracted again).
+
+        Raises:
+            FeatureStoreError: the file is corrupt.
+        """
+        features = cls(FeatureStore(), params)
+        stamp = features.params.extractor_stamp()
+        try:
+            features.store = FeatureStore.load_or_empty(path, extractor=stamp)
+        except OutdatedFeatures as exc:
+            log.warning("%s: extracting every reference's features again", exc)
+            features.store = FeatureStore(extractor=stamp)
+        return features
 
     async def put_features(self, reference: Reference) -> None:
         """Extract the reference's features (reference settings) and put them in the store."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import msgspec
 from PIL import Image
 
-from services.collection.features import FeatureStore, OutdatedFeatures
+from services.collection.features import FeatureStore
 from services.collection.images import ImageStore
 from services.collection.layout import Snapshot
 from services.collection.local import ImageEmbedder, LocalEmbedder, LocalFeatures, model_stamp
@@ -28,9 +27,7 @@ from services.collection.vectors import VectorIndex
 from services.common.errors import ServiceError
 from services.common.images import decode_image
 from services.common.schemas import ObjectMetadata
-from services.geometric.verify import VerifyParams
 
-log = logging.getLogger(__name__)
 Progress = Callable[[int], object]
 Todo = tuple[SourceImage, str, ObjectMetadata]
 """A source image to (re)index, its SHA-256 and its catalogue fields."""
@@ -51,11 +48,12 @@ class BuildReport:
 
 @dataclass
 class _Build:
-    """The open snapshot of one build: its index (None until the first vector), features and images."""
+    """The open snapshot of one build: its index (None until the first vector), feature extraction into its feature
+    store, and its images."""
 
     layout: Snapshot
     index: VectorIndex | None
-    store: FeatureStore
+    features: LocalFeatures
     images: ImageStore
     report: BuildReport
 
@@ -85,7 +83,6 @@ def build_collection(
     catalogue: Path | None = None,
     prune: bool = False,
     batch_size: int = 16,
-    params: VerifyParams | None = None,
     progress: Callable[[int], Progress] | None = None,
 ) -> BuildReport:
     """Index ``source`` into ``snapshot``: only new or changed files are embedded and get features extracted.
@@ -96,22 +93,21 @@ def build_collection(
     Raises:
         ModelMismatch: the snapshot's vectors come from another model than ``embedder``.
     """
-    params = params or VerifyParams()
     report = BuildReport()
     sources, report.problems = scan_images(source)
     layout = Snapshot(Path(snapshot))
-    index, store = _open_index(layout, embedder), _open_features(layout, params)
-    build = _Build(layout, index, store, ImageStore(layout.images_dir), report)
+    index, features = _open_index(layout, embedder), LocalFeatures.open(layout.features_file)
+    build = _Build(layout, index, features, ImageStore(layout.images_dir), report)
     todo = _plan(build, sources, read_catalogue(catalogue))
     tick = progress(len(todo)) if progress else (lambda n: None)
-    recipe = ReferenceRecipe(LocalEmbedder(embedder), LocalFeatures(build.store, params))
+    recipe = ReferenceRecipe(LocalEmbedder(embedder), features)
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         asyncio.run(_add_batch(build, recipe, batch, embedder))
         tick(len(batch))
     removed = _prune(build, {item.object_id for item in sources}) if prune else []
     layout.root.mkdir(parents=True, exist_ok=True)
-    build.store.save(layout.features_file)
+    build.features.store.save(layout.features_file)
     if build.index is not None:
         build.index.save(layout.search_file)
         report.total = len(build.index)
@@ -130,17 +126,6 @@ def _open_index(layout: Snapshot, embedder: ImageEmbedder) -> VectorIndex | None
     return index
 
 
-def _open_features(layout: Snapshot, params: VerifyParams) -> FeatureStore:
-    """The snapshot's feature store, or an empty one when its features were made by another extractor (an older
-    format or other settings): every reference is then processed again."""
-    stamp = params.extractor_stamp()
-    try:
-        return FeatureStore.load_or_empty(layout.features_file, extractor=stamp)
-    except OutdatedFeatures as exc:
-        log.warning("%s: extracting every reference's features again", exc)
-        return FeatureStore(extractor=stamp)
-
-
 def _plan(build: _Build, sources: Sequence[SourceImage], rows: dict[str, ObjectMetadata]) -> list[Todo]:
     """The images to embed (new, changed, or without features); catalogue-only changes are applied here."""
     todo: list[Todo] = []
@@ -148,7 +133,7 @@ def _plan(build: _Build, sources: Sequence[SourceImage], rows: dict[str, ObjectM
         sha = sha256_file(item.path)
         meta = rows.get(item.object_id, ObjectMetadata(object_id=item.object_id))
         old = build.index.get(item.object_id) if build.index is not None else None
-        if build.index is None or old is None or old.source_sha256 != sha or item.object_id not in build.store:
+        if build.index is None or old is None or old.source_sha256 != sha or item.object_id not in build.features.store:
             todo.append((item, sha, meta))
         elif not _same_catalogue(old, meta):
             build.index.update_metadata(_with_source(meta, old.image_file or "", sha))
@@ -194,7 +179,7 @@ def _prune(build: _Build, present: set[str]) -> list[str]:
     gone = [meta.object_id for meta in build.index.page(0, len(build.index))[0] if meta.object_id not in present]
     for object_id in gone:
         build.index.remove(object_id)
-        build.store.remove(object_id)
+        build.features.store.remove(object_id)
     build.report.removed.extend(gone)
     return gone
 

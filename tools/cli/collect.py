@@ -86,14 +86,12 @@ def _free_port() -> int:
 
 
 def _build(source: Path, snapshot: Path, dataset: Dataset, *, prune: bool) -> None:
+    from services.collection.local import load_embedder
     from services.common.runtime import limit_threads
-    from services.embeddings.model import TimmEmbedder
     from tools.cli.build import build_collection
 
     limit_threads(2)
-    embedder = TimmEmbedder()
-    embedder.load()
-    report = build_collection(source, snapshot, embedder, catalogue=dataset.catalogue, prune=prune)
+    report = build_collection(source, snapshot, load_embedder(), catalogue=dataset.catalogue, prune=prune)
     for problem in report.problems:
         print(f"warning: {problem}")
     print(f"snapshot {snapshot}: {report.total} objects ({len(report.added)} added, {len(report.removed)} removed)")

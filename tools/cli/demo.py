@@ -101,7 +101,7 @@ def _free_port() -> int:
 
 def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Build, serve, identify, summarise; returns 0 when every demo photo is answered right."""
-    from services.embeddings.model import TimmEmbedder
+    from services.collection.local import load_embedder
     from tools.cli.build import build_collection
     from tools.cli.identify import describe, identify_file
     from tools.cli.local_stack import SERVICES, LocalStack
@@ -111,8 +111,7 @@ def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
     try:
         collection, catalogue, queries = make_demo(root)
         print(f"demo collection: {len(DEMO_WORKS)} images from scikit-image; {len(queries)} photos", file=out)
-        embedder = TimmEmbedder()
-        embedder.load()
+        embedder = load_embedder()  # the EMBEDDINGS_* settings the stack's embeddings service reads too
         snapshot = root / "snapshot"
         report = build_collection(collection, snapshot, embedder, catalogue=catalogue)
         print(f"indexed {report.total} artworks into {snapshot}", file=out)
