@@ -13,6 +13,7 @@ from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, Parameter
 from pydantic import SecretStr
@@ -58,6 +59,13 @@ async def _read_image(settings: GatewaySettings, data: bytes) -> Any:
 async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         items = list((await request.form()).multi_items())
+    except HTTPException as exc:
+        if exc.status_code == 413:  # the body limit, reached while the parser streamed the body
+            limit = request.route_handler.resolve_request_max_body_size()
+            raise errors.PayloadTooLarge(
+                f"the request body is larger than the limit of {limit} bytes", details={"max_body_bytes": limit}
+            ) from exc
+        raise errors.BadRequest(f"the multipart body is malformed: {exc.detail}") from exc
     except Exception as exc:  # the multipart parser raises several types on malformed bodies
         raise errors.BadRequest(f"the multipart body is malformed: {exc}") from exc
     form = dict(items)

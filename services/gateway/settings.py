@@ -59,10 +59,12 @@ class GatewaySettings(ServiceSettings):
     """Origins allowed by CORS (``scheme://host[:port]``); empty disables CORS."""
     cors_allow_credentials: bool = False
     """Let browsers send cookies or auth headers cross-origin; refused together with the origin ``*``."""
-    rate_limit_per_minute: int = Field(default=120, ge=0)
-    """``/identify`` requests a minute per client address (token bucket); 0 turns limiting off."""
-    rate_limit_burst: int = Field(default=30, ge=1)
-    """``/identify`` requests a client may send at once after being idle."""
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    """``/identify`` requests a minute per client address (token bucket); 0 turns limiting off. Sized for a
+    museum's visitors behind one guest Wi-Fi address (above what one gateway answers a minute); the WAF's rate rule
+    is the edge limit in production."""
+    rate_limit_burst: int = Field(default=200, ge=1)
+    """``/identify`` requests a client address may send at once after being idle."""
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     """Proxies in front of the gateway (an ALB: 1) whose ``X-Forwarded-For`` entry names the client; 0: the
     socket peer is the client."""

@@ -177,6 +177,17 @@ def test_a_malformed_multipart_body_is_400(client, backends):
     assert backends.calls == []
 
 
+def test_an_oversized_multipart_upload_is_413_with_our_error_body(backends, tmp_path):
+    with gateway(backends, tmp_path, max_body_bytes=100_000) as client:
+        files = {"image": ("big.jpg", b"\xff" * 400_000, "image/jpeg")}
+        response = client.post("/identify", files=files)
+
+    assert response.status_code == 413
+    body = response.json()
+    assert body["error"] == "payload_too_large" and body["details"] == {"max_body_bytes": 100_000}
+    assert backends.calls == []
+
+
 def test_a_photo_over_the_pixel_limit_is_413(backends, tmp_path, photo):
     with gateway(backends, tmp_path, max_image_pixels=10_000) as client:
         response = client.post("/identify", json={"image": b64(photo)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
@@ -107,6 +108,21 @@ def test_identify_answers_429_with_retry_after_in_the_error_shape(tmp_path, phot
         assert response.json()["error"] == "rate_limited"
         assert set(response.json()) == {"error", "message", "details"}
         assert client.get("/health").status_code == 200, "only /identify is limited"
+
+
+def test_default_limit_lets_a_museum_wifi_address_send_200_photos_at_a_visitors_pace():
+    """Visitors behind one guest Wi-Fi address: 200 photos, one every 0.3 s (faster than a gateway answers), pass;
+    a client that keeps hammering is still stopped."""
+    settings = GatewaySettings(snapshot_dir=Path("unused"))
+    now = [0.0]
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst, clock=lambda: now[0])
+    waits = []
+    for _ in range(200):
+        waits.append(limiter.acquire("museum"))
+        now[0] += 0.3
+    assert max(waits) == 0.0
+    hammered = [limiter.acquire("runaway") for _ in range(settings.rate_limit_burst + 1)]
+    assert hammered[-1] > 0.0
 
 
 def test_limit_is_per_forwarded_client_behind_a_trusted_proxy(tmp_path, photo):
