@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from services.common.errors import ConfigurationError, NotReady
+from services.embeddings.inference import FeatureRunner, InferenceRuntime, make_runner
 
 if TYPE_CHECKING:
     from services.embeddings.settings import EmbeddingsSettings
@@ -230,6 +231,8 @@ class TimmEmbedder:
         image_size: int | None = None,
         batch_size: int = 16,
         pretrained_cfg_overlay: dict[str, Any] | None = None,
+        runtime: InferenceRuntime | str = InferenceRuntime.ONNX,
+        threads: int = 1,
     ) -> None:
         """Check the configuration; the model itself is built by :meth:`load`.
 
@@ -241,6 +244,9 @@ class TimmEmbedder:
             image_size: square input side in pixels; ``None`` uses the model's configured size.
             batch_size: images per forward pass.
             pretrained_cfg_overlay: extra timm pretrained-config fields (e.g. ``mean``, ``std``).
+            runtime: what runs the forward pass (:class:`InferenceRuntime`); ``onnx`` exports the timm model to
+                ONNX Runtime at load time (CPU only; CUDA always runs PyTorch).
+            threads: intra-op threads of ONNX Runtime (PyTorch's are set process-wide by the service).
 
         Raises:
             ConfigurationError: an invalid combination; the message says the fix.
@@ -255,16 +261,23 @@ class TimmEmbedder:
             )
         if reserved := sorted(_RESERVED_OVERLAY_KEYS & set(overlay)):
             raise ConfigurationError(f"pretrained_cfg_overlay may not set {reserved}; use weights_path")
-        if batch_size < 1 or (image_size is not None and image_size < 1):
-            raise ConfigurationError(f"batch_size ({batch_size}) and image_size ({image_size}) must be positive")
+        if batch_size < 1 or threads < 1 or (image_size is not None and image_size < 1):
+            raise ConfigurationError(
+                f"batch_size ({batch_size}), threads ({threads}) and image_size ({image_size}) must be positive"
+            )
+        if runtime not in set(InferenceRuntime):
+            raise ConfigurationError(f"runtime {runtime!r} is not one of {[r.value for r in InferenceRuntime]}")
         self._model_name = model_name
         self._weights_path = Path(weights_path) if weights_path is not None else None
         self._device = torch.device(device)
         self._image_size = image_size
         self._batch_size = batch_size
         self._overlay = overlay
+        self._runtime = InferenceRuntime(runtime)
+        self._threads = threads
         self._lock = threading.Lock()
         self._model: torch.nn.Module | None = None
+        self._runner: FeatureRunner | None = None
         self._data_config: dict[str, Any] = {}
         self._dimension = 0
 
@@ -278,6 +291,8 @@ class TimmEmbedder:
             device=settings.device,
             image_size=settings.image_size,
             batch_size=settings.batch_size,
+            runtime=settings.runtime,
+            threads=settings.threads,
         )
 
     @property
@@ -330,17 +345,20 @@ class TimmEmbedder:
             self._data_config = timm.data.resolve_data_config(size, model=model)
             # pre_logits features are head_hidden_size wide where a model has a head conv (e.g. MobileNetV3).
             self._dimension = int(getattr(model, "head_hidden_size", None) or model.num_features)
-            self._model = model.eval().to(self._device)
+            model = model.eval().to(self._device)
+            input_size = tuple(self._data_config["input_size"])
+            self._runner = make_runner(self._runtime, model, input_size, self._device, self._threads)
+            self._model = model
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images as ``(N, D)`` float32 rows of unit L2 norm; loads the model if needed."""
-        model = self._loaded()
+        self.load()
+        assert self._runner is not None  # set by load()
         chunks = [np.zeros((0, self._dimension), dtype=np.float32)]
         for start in range(0, len(images), self._batch_size):
-            batch = self._whole_image_batch(images[start : start + self._batch_size])
-            with torch.inference_mode():
-                features = model.forward_head(model.forward_features(batch), pre_logits=True)
-            chunks.append(torch.nn.functional.normalize(features.float(), dim=1).cpu().numpy())
+            features = self._runner(self._whole_image_batch(images[start : start + self._batch_size]))
+            norms = np.linalg.norm(features, axis=1, keepdims=True)
+            chunks.append((features / np.maximum(norms, 1e-12)).astype(np.float32))
         embeddings = np.concatenate(chunks)
         check_embeddings(embeddings, self._dimension)
         return embeddings
@@ -363,8 +381,13 @@ class TimmEmbedder:
         self.load()
         return self._model
 
-    def _whole_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Resize each whole image to the input size (no crop) and normalise, as one NCHW batch."""
+    @property
+    def runtime(self) -> InferenceRuntime:
+        """What runs the forward pass (CUDA always runs PyTorch)."""
+        return self._runtime if self._device.type == "cpu" else InferenceRuntime.TORCH
+
+    def _whole_image_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Resize each whole image to the input size (no crop) and normalise, as one NCHW float32 batch."""
         from timm.data.transforms import str_to_pil_interp
 
         _, height, width = self._data_config["input_size"]
@@ -374,5 +397,4 @@ class TimmEmbedder:
         )
         mean = np.asarray(self._data_config["mean"], dtype=np.float32) * 255.0
         std = np.asarray(self._data_config["std"], dtype=np.float32) * 255.0
-        batch = torch.from_numpy((pixels - mean) / std).permute(0, 3, 1, 2).contiguous()
-        return batch.to(self._device)
+        return np.ascontiguousarray(((pixels - mean) / std).transpose(0, 3, 1, 2), dtype=np.float32)

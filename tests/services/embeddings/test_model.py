@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 from skimage import data
 
 from services.common.errors import ConfigurationError, NotReady
+from services.embeddings.inference import RUNTIME_TOLERANCE, InferenceRuntime
 from services.embeddings.model import (
     DEFAULT_MODEL,
     TimmEmbedder,
@@ -229,6 +230,27 @@ def test_embed_sees_the_whole_image_not_a_centre_crop(embedder: TimmEmbedder) ->
 
     assert _cosine(plain, with_frame) < 0.99
     np.testing.assert_allclose(crop_logits[0], crop_logits[1], atol=1e-4)
+
+
+@pytest.mark.model
+def test_onnx_runtime_gives_the_timm_models_embeddings_within_tolerance(embedder: TimmEmbedder) -> None:
+    reference = TimmEmbedder(batch_size=4, runtime=InferenceRuntime.TORCH)
+    images = [_image(name) for name in ("chelsea", "coffee", "astronaut", "rocket", "camera")]
+    images.append(_image("chelsea").crop((40, 30, 200, 250)))
+
+    exported, eager = embedder.embed(images), reference.embed(images)
+
+    assert embedder.runtime is InferenceRuntime.ONNX and reference.runtime is InferenceRuntime.TORCH
+    assert np.abs(exported - eager).max() < RUNTIME_TOLERANCE
+    assert np.all(np.sum(exported * eager, axis=1) > 1 - 1e-6)
+    # Not vacuous: the two runtimes tell the images apart in the same way.
+    np.testing.assert_allclose(exported @ exported.T, eager @ eager.T, atol=RUNTIME_TOLERANCE)
+    assert (exported @ exported.T)[0, 1] < 0.9
+
+
+def test_unknown_runtime_is_refused_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match="runtime 'tensorrt'"):
+        TimmEmbedder(runtime="tensorrt")
 
 
 def test_dimension_is_unknown_until_loaded() -> None:
