@@ -7,11 +7,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from services.collection.images import is_image_file, is_object_id
 from services.common.schemas import ObjectMetadata
 
 log = logging.getLogger(__name__)
-KNOWN_COLUMNS = ("object_id", "title", "artist", "date", "room")
+KNOWN_COLUMNS = ("object_id", "title", "artist", "date", "room", "description", "link")
+"""Catalogue columns with a field of their own; any other column goes to ``extra``."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,15 @@ def read_catalogue(path: Path | None) -> dict[str, ObjectMetadata]:
             object_id = (row.get("object_id") or "").strip()
             if not object_id:
                 continue
-            extra = {k: (v or "").strip() for k, v in row.items() if k and k not in KNOWN_COLUMNS and v}
-            rows[object_id] = ObjectMetadata(
-                object_id=object_id,
-                title=(row.get("title") or "").strip(),
-                artist=(row.get("artist") or "").strip(),
-                date=(row.get("date") or "").strip(),
-                room=(row.get("room") or "").strip(),
-                extra=extra,
-            )
+            rows[object_id] = _row_metadata(path, reader.line_num, object_id, row)
     return rows
+
+
+def _row_metadata(path: Path, line: int, object_id: str, row: dict[str, str | None]) -> ObjectMetadata:
+    """One catalogue row as metadata, validated like the wire's (a link must be an absolute http(s) URL)."""
+    fields = {k: (row.get(k) or "").strip() for k in KNOWN_COLUMNS if k != "object_id"}
+    extra = {k: (v or "").strip() for k, v in row.items() if k and k not in KNOWN_COLUMNS and v}
+    try:
+        return msgspec.convert({"object_id": object_id, **fields, "extra": extra}, ObjectMetadata)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path}, line {line} ({object_id}): {exc}") from exc

@@ -25,6 +25,14 @@ ObjectId = Annotated[str, Meta(pattern=OBJECT_ID_PATTERN)]
 """An object id on the wire (see :data:`OBJECT_ID_PATTERN`)."""
 
 
+LINK_PATTERN = r"^(https?://[^\s<>\"]{1,2000})?$"
+"""A catalogue entry's link: empty, or an absolute ``http``/``https`` URL without spaces (never ``javascript:``,
+``data:`` or a relative path, so a page can put it in ``href`` as it is)."""
+
+CatalogueLink = Annotated[str, Meta(pattern=LINK_PATTERN)]
+"""A catalogue entry's link on the wire (see :data:`LINK_PATTERN`)."""
+
+
 class HealthStatus(StrEnum):
     """Roll-up health of a service."""
 
@@ -92,6 +100,10 @@ class ObjectMetadata(Struct, forbid_unknown_fields=True):
     extra: dict[str, str] = msgspec.field(default_factory=dict)
     image_file: str | None = None
     source_sha256: str | None = None
+    description: str = ""
+    """A few sentences visitors read on the result card (optional)."""
+    link: CatalogueLink = ""
+    """Where visitors read more: an absolute http(s) URL, or empty."""
 
 
 class SearchRequest(Struct, forbid_unknown_fields=True):

@@ -163,6 +163,8 @@ def _public(meta: Any) -> dict[str, Any]:
         "artist": meta.artist,
         "year": meta.date,
         "room": meta.room,
+        "description": meta.description,
+        "link": meta.link,
         "extra": meta.extra,
         "image_url": f"/objects/{meta.object_id}/image",
     }

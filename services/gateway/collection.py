@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from PIL import Image
 
@@ -114,16 +115,7 @@ class CollectionManager:
             vector = (await self.recipe.embed([reference]))[0]
             previous = await asyncio.to_thread(self.images.read, object_id) if existed else None
             file_name = await asyncio.to_thread(self.images.save, object_id, data)
-            stored = ObjectMetadata(
-                object_id=object_id,
-                title=metadata.title,
-                artist=metadata.artist,
-                date=metadata.date,
-                room=metadata.room,
-                extra=metadata.extra,
-                image_file=file_name,
-                source_sha256=metadata.source_sha256,
-            )
+            stored = msgspec.structs.replace(metadata, object_id=object_id, image_file=file_name)
             try:
                 await self.recipe.add_features(reference)
                 await self.search.upsert(vector.tolist(), stored)

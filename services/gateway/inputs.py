@@ -10,7 +10,7 @@ from services.common import errors
 from services.common.schemas import IdentifyOptions, IdentifyRequest, ObjectMetadata
 
 _BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
-CATALOGUE_FIELDS = ("title", "artist", "date", "room")
+CATALOGUE_FIELDS = ("title", "artist", "date", "room", "description", "link")
 
 
 def parse_identify_json(body: bytes) -> IdentifyRequest:
@@ -64,6 +64,8 @@ def metadata_from_form(form: dict[str, Any], object_id: str) -> ObjectMetadata:
         if len(value) > 2000:
             raise errors.InvalidFields(f"'{key}' is longer than 2000 characters", details={"field": key})
     try:
-        return ObjectMetadata(object_id=object_id, extra=extra, **values)
-    except (TypeError, msgspec.ValidationError) as exc:
-        raise errors.InvalidFields(str(exc)) from exc
+        return msgspec.convert({"object_id": object_id, "extra": extra, **values}, ObjectMetadata)
+    except msgspec.ValidationError as exc:
+        field = "link" if "$.link" in str(exc) else None
+        message = "'link' must be an absolute http:// or https:// URL" if field else str(exc)
+        raise errors.InvalidFields(message, details={"field": field} if field else {}) from exc

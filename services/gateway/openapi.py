@@ -18,7 +18,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.common.schemas import K_MAX, OBJECT_ID_PATTERN, IdentifyRequest, IdentifyResponse
+from services.common.schemas import K_MAX, LINK_PATTERN, OBJECT_ID_PATTERN, IdentifyRequest, IdentifyResponse
 from services.gateway.inputs import CATALOGUE_FIELDS
 
 
@@ -82,6 +82,15 @@ def _catalogue_form(*, with_id: bool) -> Schema:
     properties: dict[str, Any] = {
         "image": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The reference image"),
         **{field: text for field in CATALOGUE_FIELDS},
+        "description": Schema(
+            type=OpenAPIType.STRING, max_length=2000, description="A few sentences visitors read on the result card"
+        ),
+        "link": Schema(
+            type=OpenAPIType.STRING,
+            max_length=2000,
+            pattern=LINK_PATTERN,
+            description="Where visitors read more: an absolute http(s) URL (empty for none)",
+        ),
     }
     if with_id:
         properties["object_id"] = Schema(type=OpenAPIType.STRING, pattern=OBJECT_ID_PATTERN)

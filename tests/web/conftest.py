@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 import uvicorn
@@ -37,6 +38,10 @@ NON_ART = "nonart__bikes1.jpg"
 """Bicycles in a street: no artwork."""
 ROOM_OBJECT = "estense_000"
 """A Galleria Estense painting whose catalogue entry has a room; its reference image is uploaded as a photo."""
+ROOM_OBJECT_DESCRIPTION = "Jupiter, as a white bull, carries Europa across the sea."
+"""The description the test gives ``ROOM_OBJECT``'s catalogue entry."""
+ROOM_OBJECT_LINK = "https://example.org/collection/estense_000"
+"""The link the test gives ``ROOM_OBJECT``'s catalogue entry."""
 
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -68,7 +73,11 @@ def labelled(museum_dev: Path, picture: str) -> list[str]:
 @pytest.fixture(scope="session")
 def backends(museum_dev: Path) -> FakeBackends:
     """Fakes that know the test photos by sight."""
-    fakes = FakeBackends(read_catalogue(museum_dev))
+    catalogue = read_catalogue(museum_dev)
+    catalogue[ROOM_OBJECT] = msgspec.structs.replace(
+        catalogue[ROOM_OBJECT], description=ROOM_OBJECT_DESCRIPTION, link=ROOM_OBJECT_LINK
+    )
+    fakes = FakeBackends(catalogue)
     for picture in (PHOTO, CAMERA_PHOTO, TWO_PAINTINGS):
         fakes.know(museum_dev / "pictures" / picture, labelled(museum_dev, picture))
     fakes.know(museum_dev / "objects" / f"{ROOM_OBJECT}.jpg", [ROOM_OBJECT])

@@ -29,7 +29,7 @@ from tests.web.browser import (
     wait_for_images,
     wait_for_state,
 )
-from tests.web.conftest import NON_ART, PHOTO, ROOM_OBJECT, TWO_PAINTINGS
+from tests.web.conftest import NON_ART, PHOTO, ROOM_OBJECT, ROOM_OBJECT_DESCRIPTION, ROOM_OBJECT_LINK, TWO_PAINTINGS
 from tests.web.fakes import FakeBackends
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def test_a_photo_of_two_paintings_lists_both_best_first(
     screenshot(browser, artifacts / "two-artworks.png")
 
 
-def test_the_room_comes_from_the_catalogue(
+def test_the_room_description_and_link_come_from_the_catalogue(
     browser: WebDriver, gateway_url: str, museum_dev: Path, artifacts: Path
 ) -> None:
     open_page(browser, gateway_url)
@@ -140,6 +140,10 @@ def test_the_room_comes_from_the_catalogue(
     room = find(browser, ".fact-room")
     WebDriverWait(browser, 5).until(lambda _: room.is_displayed(), "the room never appeared")
     assert room.text.split() == ["Room", "19"]
+    assert texts(browser, ".card-description") == [ROOM_OBJECT_DESCRIPTION]
+    link = find(browser, ".card-link")
+    assert link.text == "Read more" and link.get_attribute("href") == ROOM_OBJECT_LINK
+    assert link.get_attribute("rel") == "noopener noreferrer" and link.get_attribute("target") == "_blank"
     wait_for_images(browser)
     screenshot(browser, artifacts / "room.png")
 

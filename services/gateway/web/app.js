@@ -6,7 +6,7 @@ import { cameraProblem, cameraRunning, cameraSupported, startCamera, stopCamera 
 import { startLanguages, translate } from './i18n.js';
 import { fromFile, grabFrame, toJpeg } from './photo.js';
 import { describeProblem } from './problems.js';
-import { setFact, showBusy, showFound, showNoMatch, showProblem } from './render.js';
+import { setCatalogueDetails, showBusy, showFound, showNoMatch, showProblem } from './render.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -86,10 +86,11 @@ function markShown() {
   );
 }
 
-/** Fetch each artwork's room (not part of /identify's answer) into its card; returns the panel. */
+/** Fetch each artwork's room, description and link (not part of /identify's answer) into its card; returns the
+ * panel. */
 function fillRooms(panel) {
   for (const card of panel.querySelectorAll('.card[data-object-id]')) {
-    fetchObject(card.dataset.objectId).then((entry) => setFact(card, '.fact-room', entry?.room));
+    fetchObject(card.dataset.objectId).then((entry) => setCatalogueDetails(card, entry));
   }
   return panel;
 }

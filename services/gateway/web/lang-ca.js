@@ -40,6 +40,7 @@ export default {
   "card.imageAltUntitled": "Imatge d'aquesta obra de la col·lecció del museu",
   "card.date": "Data",
   "card.room": "Sala",
+  "card.readMore": "Més informació",
 
   "nomatch.title": "No forma part d'aquesta col·lecció",
   "nomatch.text": "No hem pogut relacionar la teva foto amb cap obra de la col·lecció del museu. Potser és en préstec, o la foto no en mostra prou.",

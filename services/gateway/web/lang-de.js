@@ -41,6 +41,7 @@ export default {
   "card.imageAltUntitled": "Bild dieses Werks aus der Sammlung des Museums",
   "card.date": "Datum",
   "card.room": "Saal",
+  "card.readMore": "Mehr erfahren",
 
   "nomatch.title": "Nicht in dieser Sammlung",
   "nomatch.text": "Wir konnten Ihr Foto keinem Werk aus der Sammlung des Museums zuordnen. Vielleicht ist es gerade verliehen, oder auf dem Foto ist zu wenig davon zu sehen.",

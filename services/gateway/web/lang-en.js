@@ -42,6 +42,7 @@ export default {
   "card.imageAltUntitled": "The museum's picture of this artwork",
   "card.date": "Date",
   "card.room": "Room",
+  "card.readMore": "Read more",
 
   "nomatch.title": "Not in this collection",
   "nomatch.text": "We couldn't match your photo to any artwork in the museum's collection. It may be on loan, or the photo didn't show enough of it.",

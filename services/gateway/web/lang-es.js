@@ -40,6 +40,7 @@ export default {
   "card.imageAltUntitled": "Imagen de esta obra de la colección del museo",
   "card.date": "Fecha",
   "card.room": "Sala",
+  "card.readMore": "Más información",
 
   "nomatch.title": "No está en esta colección",
   "nomatch.text": "No hemos podido relacionar tu foto con ninguna obra de la colección del museo. Puede que esté en préstamo, o que la foto no muestre lo suficiente.",

@@ -41,6 +41,7 @@ export default {
   "card.imageAltUntitled": "Image de cette œuvre dans la collection du musée",
   "card.date": "Date",
   "card.room": "Salle",
+  "card.readMore": "En savoir plus",
 
   "nomatch.title": "Introuvable dans cette collection",
   "nomatch.text": "Nous n'avons pu rapprocher votre photo d'aucune œuvre de la collection du musée. L'œuvre est peut-être prêtée à un autre musée, ou la photo n'en montre pas assez.",

@@ -67,6 +67,33 @@ export function setFact(card, selector, value) {
   fact.hidden = false;
 }
 
+/** An absolute http(s) URL (the only links a card follows), else null. */
+function safeLink(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The catalogue's room, description and link of an artwork (`GET /objects/{id}`) on its card, those it has. */
+export function setCatalogueDetails(card, entry) {
+  if (!entry) return;
+  setFact(card, '.fact-room', entry.room);
+  const description = card.querySelector('.card-description');
+  if (entry.description) {
+    description.textContent = entry.description;
+    description.hidden = false;
+  }
+  const link = card.querySelector('.card-link');
+  const href = entry.link ? safeLink(entry.link) : null;
+  if (href) {
+    link.href = href;
+    link.hidden = false;
+  }
+}
+
 /** The artworks found, best first; returns the panel (its cards carry `data-object-id`). */
 export function showFound(region, response) {
   const panel = fromTemplate('tpl-found');

@@ -100,3 +100,24 @@ def test_read_catalogue_without_an_object_id_column_fails_clearly(tmp_path):
 
 def test_no_catalogue_is_an_empty_one():
     assert read_catalogue(None) == {}
+
+
+def test_read_catalogue_reads_the_optional_description_and_link_columns(tmp_path):
+    path = tmp_path / "objects.csv"
+    path.write_text(
+        'object_id,title,description,link\na,Irises,"Painted at Saint-Rémy, 1889.",https://example.org/irises\nb,X,,\n',
+        encoding="utf-8",
+    )
+
+    rows = read_catalogue(path)
+
+    assert (rows["a"].description, rows["a"].link) == ("Painted at Saint-Rémy, 1889.", "https://example.org/irises")
+    assert (rows["b"].description, rows["b"].link, rows["b"].extra) == ("", "", {})
+
+
+def test_read_catalogue_refuses_a_link_that_is_not_an_http_url_naming_the_line(tmp_path):
+    path = tmp_path / "objects.csv"
+    path.write_text("object_id,title,link\na,Fine,https://example.org\nb,Bad,javascript:alert(1)\n", encoding="utf-8")
+
+    with pytest.raises(ValueError, match=r"objects.csv, line 3 \(b\).*link"):
+        read_catalogue(path)

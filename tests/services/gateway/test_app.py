@@ -347,6 +347,8 @@ def test_lists_and_gets_objects_in_the_public_shape(client):
         "artist": "Painter",
         "year": "1890",
         "room": "",
+        "description": "",
+        "link": "",
         "extra": {},
         "image_url": "/objects/mona/image",
     }
@@ -450,6 +452,27 @@ def test_adding_an_object_stores_features_before_it_becomes_findable(client, bac
     assert upserted["vector"] == [1.0, 0.0, 0.0, 0.0]  # the embedding of the whole reference image
     assert (tmp_path / "images" / "new-1.jpg").read_bytes() == image
     assert client.get("/objects/new-1/image").content == image
+
+
+def test_an_artworks_description_and_link_are_stored_and_shown(client, backends):
+    fields = {"description": "Painted in Arles, 1888.", "link": "https://example.org/works/new-1?lang=en"}
+
+    response = client.post("/objects", **admin_form(**fields), headers=KEY)
+
+    assert response.status_code == 201, response.text
+    assert {k: response.json()[k] for k in fields} == fields
+    upserted = backends.body_of("search", "PUT", "/objects/new-1")["metadata"]
+    assert {k: upserted[k] for k in fields} == fields and upserted["extra"] == {}
+    assert {k: client.get("/objects/new-1").json()[k] for k in fields} == fields
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "/relative/page", "ftp://example.org/x", "https://a b"])
+def test_a_link_that_is_not_an_absolute_http_url_is_refused_before_any_backend_call(client, backends, link):
+    response = client.post("/objects", **admin_form(link=link), headers=KEY)
+
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error" and response.json()["details"] == {"field": "link"}
+    assert backends.calls == []
 
 
 def test_adding_an_existing_object_is_a_409_that_changes_nothing(client, backends):
