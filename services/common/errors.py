@@ -102,6 +102,14 @@ class RateLimited(ServiceError):
     status = 429
 
 
+class Overloaded(ServiceError):
+    """This service's bounded queue is full: refused at once (with ``details.retry_after_s``, sent as
+    ``Retry-After``) rather than left to time out."""
+
+    code = "overloaded"
+    status = 503
+
+
 class BackendError(ServiceError):
     """A backend answered with an error of its own."""
 

@@ -45,6 +45,7 @@ Service: TypeAlias = NamedDependency[EmbeddingsState]
 
 @get("/health", operation_id="health", summary="Liveness and model state", sync_to_thread=False)
 def health(service: Service) -> Health:
+    """Healthy once the model is loaded, unhealthy while it is still loading; names the model either way."""
     loaded = service.ready.is_set()
     return Health(
         HealthStatus.HEALTHY if loaded else HealthStatus.UNHEALTHY,
@@ -56,6 +57,9 @@ def health(service: Service) -> Health:
 
 @get("/info", operation_id="info", summary="Model and settings", sync_to_thread=False)
 def info(service: Service) -> dict[str, object]:
+    """The service's version, the model's name and (once loaded) its vector dimension and image preprocessing, and
+    the settings in force.
+    """
     embedder = service.pipeline.embedder
     return {
         "service": "embeddings",
@@ -77,9 +81,15 @@ def info(service: Service) -> dict[str, object]:
     sync_to_thread=True,
 )
 def embed(data: JSONBody[EmbedRequest], service: Service) -> EmbedResponse:
+    """One L2-normalised float32 embedding per image, or per region of each image when regions are sent.
+
+    Send exactly one of `image` (base64) or `images`. Answers 503 while the model loads and when its queue is full
+    (refused before any image is decoded).
+    """
     if not service.ready.is_set():
         raise NotReady("the model is still loading")
     started = time.perf_counter()
+    service.pipeline.batcher.check_capacity()  # refuse before decoding when the model's queue is full
     if (data.image is None) == (data.images is None):
         raise InvalidFields("send exactly one of 'image' or 'images'", details={"fields": ["image", "images"]})
     texts = [data.image] if data.image is not None else list(data.images or [])
@@ -106,20 +116,31 @@ def create_app(settings: EmbeddingsSettings | None = None, *, embedder: Embedder
     """Build the embeddings app; ``embedder`` replaces the timm model in tests."""
     settings = settings or EmbeddingsSettings()
     embedder = embedder or TimmEmbedder.from_settings(settings)
-    pipeline = EmbeddingPipeline(embedder, max_images=settings.max_images)
+    pipeline = EmbeddingPipeline(
+        embedder, max_images=settings.max_images, max_batch=settings.batch_size, max_queue=settings.max_queue
+    )
     ready = threading.Event()
     metrics = ServiceMetrics("embeddings")
     inference = metrics.histogram("embeddings_inference_seconds", "Model time of one /embed request, seconds.")
     embedded = metrics.counter("embeddings_vectors", "Vectors computed (images times regions).")
     metrics.gauge("embeddings_model_loaded", "1 once the model is loaded.").set_function(lambda: float(ready.is_set()))
+    metrics.gauge("embeddings_queued_requests", "Requests waiting for the model.").set_function(
+        lambda: float(pipeline.batcher.queued)
+    )
+    metrics.gauge("embeddings_forward_passes", "Forward passes run (fewer than requests when batched).").set_function(
+        lambda: float(pipeline.batcher.passes)
+    )
 
     service = EmbeddingsState(settings, pipeline, ready, inference, embedded)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(embedder.load)
-        ready.set()
-        yield
+        try:
+            await anyio.to_thread.run_sync(embedder.load)
+            ready.set()
+            yield
+        finally:
+            await anyio.to_thread.run_sync(pipeline.close)
 
     return build_app(
         title="artwork-matcher embeddings",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
 from services.common.errors import InvalidFields
+from services.embeddings.batching import MicroBatcher
 from services.embeddings.model import Embedder
 
 FULL_IMAGE = (0.0, 0.0, 1.0, 1.0)
@@ -35,17 +35,31 @@ def crop_regions(image: Image.Image, regions: Sequence[Sequence[float]]) -> list
 
 
 class EmbeddingPipeline:
-    """Serialises inference on one model: a single worker thread keeps one torch thread busy, not contended."""
+    """Crops request images and embeds them through one :class:`MicroBatcher`: a single worker thread runs the
+    model, so one pass at a time keeps the CPU uncontended, and requests that queue meanwhile share a pass."""
 
-    def __init__(self, embedder: Embedder, *, max_images: int = 64) -> None:
+    def __init__(self, embedder: Embedder, *, max_images: int = 64, max_batch: int = 16, max_queue: int = 16) -> None:
+        """Args:
+        embedder: the model.
+        max_images: most crops (images times regions) one request may ask for.
+        max_batch: most crops of queued requests embedded together in one pass.
+        max_queue: most requests waiting for the model; one more is refused at once with ``overloaded``.
+        """
         self.embedder = embedder
         self.max_images = max_images
-        self._lock = threading.Lock()
+        self.batcher: MicroBatcher[Image.Image] = MicroBatcher(
+            lambda crops: embedder.embed(crops), max_batch=max_batch, max_queue=max_queue
+        )
 
     def embed(
         self, images: Sequence[Image.Image], regions: Sequence[Sequence[float]] | None = None
     ) -> tuple[np.ndarray, int]:
-        """Embed every region of every image; returns ``(N × R, D)`` rows and R (regions per image)."""
+        """Embed every region of every image; returns ``(N × R, D)`` rows and R (regions per image).
+
+        Raises:
+            InvalidFields: too many crops, or a bad region.
+            Overloaded: the model's queue is full.
+        """
         boxes = list(regions) if regions else [FULL_IMAGE]
         total = len(images) * len(boxes)
         if total > self.max_images:
@@ -54,6 +68,8 @@ class EmbeddingPipeline:
                 details={"requested": total, "max": self.max_images},
             )
         crops = [crop for image in images for crop in crop_regions(image, boxes)]
-        with self._lock:
-            vectors = self.embedder.embed(crops)
-        return vectors, len(boxes)
+        return self.batcher.submit(crops), len(boxes)
+
+    def close(self) -> None:
+        """Stop the model's worker thread."""
+        self.batcher.close()

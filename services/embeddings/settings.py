@@ -41,3 +41,5 @@ class EmbeddingsSettings(ServiceSettings):
     the model in one pass; ONNX Runtime is a little faster per crop in batches of 8 than one at a time."""
     max_images: int = Field(default=64, ge=1)
     """Most images (times regions) one request may ask to embed."""
+    max_queue: int = Field(default=16, ge=1, le=1024)
+    """Most requests waiting for the model; one more is answered 503 ``overloaded`` with ``Retry-After`` at once."""

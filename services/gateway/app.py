@@ -97,6 +97,13 @@ async def _upload_bytes(form: dict[str, Any]) -> bytes:
     operation_class=IdentifyOperation,
 )
 async def identify(request: Request[Any, Any, Any], gateway: Gateway) -> IdentifyResponse:
+    """Identify the artworks in a visitor's photo: shortlist by embedding, verify by local features, decide with
+    the calibrated threshold.
+
+    The photo comes as JSON (`image` in base64, with optional `options`) or as a multipart upload (`image` file
+    and option fields). An answer without matches is a valid answer; a backend that does not respond makes it
+    `degraded`. Each client address is rate limited (429) and work beyond the gateway's capacity is refused (503).
+    """
     settings = gateway.settings
     peer = request.client.host if request.client else None
     try:
@@ -104,6 +111,13 @@ async def identify(request: Request[Any, Any, Any], gateway: Gateway) -> Identif
     except errors.RateLimited:
         gateway.metrics.rate_limited.inc()
         raise
+    with gateway.admission.admit():
+        return await _identify(request, gateway)
+
+
+async def _identify(request: Request[Any, Any, Any], gateway: Gateway) -> IdentifyResponse:
+    """Read the photo and its options, identify, count the answer."""
+    settings = gateway.settings
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         form = await _form(request)
@@ -124,6 +138,9 @@ async def identify(request: Request[Any, Any, Any], gateway: Gateway) -> Identif
 
 @get("/health", operation_id="health", summary="Health, optionally rolled up over the backends")
 async def health(gateway: Gateway, check_backends: FromQuery[bool] = False) -> Response[Health]:
+    """The gateway's health; with `check_backends`, rolled up over the backends: unhealthy (503) when embeddings or
+    search fail, degraded when only geometric verification does.
+    """
     checks: dict[str, Any] = {}
     status = HealthStatus.HEALTHY
     if check_backends:
@@ -142,6 +159,9 @@ async def health(gateway: Gateway, check_backends: FromQuery[bool] = False) -> R
 
 @get("/info", operation_id="info", summary="Version, decision parameters and settings (secrets redacted)")
 async def info(gateway: Gateway) -> dict[str, Any]:
+    """The version, the decision parameters in force (threshold, embedding-only threshold, minimum inliers, what
+    they were fitted on) and the settings, with the admin key redacted.
+    """
     params: DecisionParams = gateway.pipeline.params
     return {
         "service": "gateway",
@@ -176,12 +196,14 @@ async def list_objects(
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """A page of the collection's artworks in id order, as visitors see them, with the total count."""
     page = await gateway.search.page(offset, limit)
     return {"objects": [_public(m) for m in page.objects], "total": page.total, "offset": offset, "limit": limit}
 
 
 @get("/objects/{object_id:str}", operation_id="getObject", summary="One artwork's catalogue entry")
 async def get_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, Any]:
+    """One artwork's catalogue entry as visitors see it; 404 when the collection does not hold it."""
     return _public(await gateway.search.get(check_object_id(object_id)))
 
 
@@ -192,6 +214,7 @@ async def get_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, Any
     media_type="image/jpeg",
 )
 async def get_object_image(object_id: ObjectIdPath, gateway: Gateway) -> Response[bytes]:
+    """One artwork's reference image, served inline with its own media type; 404 when there is none."""
     # Read whole (reference images are small): a file deleted by a concurrent admin call is a clean 404, never a
     # response whose body stops short.
     data = await anyio.to_thread.run_sync(gateway.images.read, check_object_id(object_id))
@@ -220,6 +243,9 @@ async def _put_object(
     operation_class=AddObjectOperation,
 )
 async def add_object(request: Request[Any, Any, Any], gateway: Gateway) -> Response[dict[str, Any]]:
+    """Add an artwork from a multipart form (image file, `object_id` and catalogue fields): its image is stored,
+    embedded and its features extracted. Needs the admin key; 409 when the id is taken.
+    """
     return await _put_object(request, gateway, None, must_be_new=True)
 
 
@@ -234,6 +260,9 @@ async def add_object(request: Request[Any, Any, Any], gateway: Gateway) -> Respo
 async def replace_object(
     object_id: ObjectIdPath, request: Request[Any, Any, Any], gateway: Gateway
 ) -> Response[dict[str, Any]]:
+    """Add the artwork under this id, or replace its image and catalogue fields (201 when added, 200 when
+    replaced). Needs the admin key.
+    """
     return await _put_object(request, gateway, object_id, must_be_new=False)
 
 
@@ -245,6 +274,7 @@ async def replace_object(
     guards=[admin_guard],
 )
 async def delete_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, str]:
+    """Remove an artwork: its vector, features and reference image. Needs the admin key."""
     await gateway.collection.delete(check_object_id(object_id))
     return {"deleted": object_id}
 

@@ -2,7 +2,9 @@
 
 A backend's 4xx about the client's input (a bad image, say) is re-raised as the same client error, never counted
 as a backend failure; timeouts, refused connections and 5xx become 504/503/502, and count towards opening the
-backend's circuit breaker, after which calls fail at once with 503 until a probe finds the backend back.
+backend's circuit breaker, after which calls fail at once with 503 until a probe finds the backend back. A
+backend's 503 ``overloaded`` (its queue is full) is passed on at once as the gateway's own ``overloaded`` with
+``Retry-After``: not retried, and not counted against the backend, which is alive.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ class BackendClient:
         try:
             answer = await self._send(method, path, result, body=body, idempotent=idempotent, **params)
         except errors.ServiceError as exc:
-            if exc.status >= 500:
+            if exc.status >= 500 and not isinstance(exc, errors.Overloaded):
                 self.breaker.failed()
                 exc.details["circuit"] = self.breaker.state.value
             else:
@@ -207,8 +209,8 @@ class BackendClient:
                             details={"backend": self.name, "status": response.status_code},
                         ) from exc
                 failure = self._error_from(response)
-                if failure.status < 500:
-                    raise failure
+                if failure.status < 500 or isinstance(failure, errors.Overloaded):
+                    raise failure  # the client's own error, or a full queue: repeating it at once cannot help
                 cause = RuntimeError(response.text[:200])
             if attempt + 1 < attempts:
                 await asyncio.sleep(0.05 * (2**attempt) * (0.5 + random.random()))
@@ -222,6 +224,11 @@ class BackendClient:
             code, message, details = "backend_error", response.text[:200], {}
         if response.status_code < 500 and code in _CLIENT_ERRORS:
             return _CLIENT_ERRORS[code](message, details=details)
+        if response.status_code == 503 and code == errors.Overloaded.code:
+            return errors.Overloaded(
+                f"{self.name} is overloaded: {message}",
+                details={"backend": self.name, "retry_after_s": _retry_after(response, details)},
+            )
         if response.status_code == 503:
             return errors.BackendUnavailable(
                 f"{self.name} is not ready: {message}", details={"backend": self.name, "code": code}
@@ -238,6 +245,14 @@ class BackendClient:
     async def info(self) -> dict[str, Any]:
         """The backend's ``/info`` body."""
         return await self.request("GET", "/info", dict, idempotent=True)
+
+
+def _retry_after(response: httpx.Response, details: dict[str, Any]) -> int:
+    """The backend's suggested wait, whole seconds (at least 1): its ``Retry-After`` header, else its details."""
+    for value in (response.headers.get("retry-after"), details.get("retry_after_s")):
+        with contextlib.suppress(TypeError, ValueError):
+            return max(1, math.ceil(float(value)))  # type: ignore[arg-type]
+    return 1
 
 
 class EmbeddingsClient(BackendClient):

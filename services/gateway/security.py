@@ -5,12 +5,13 @@ Nothing here knows about artworks; :mod:`services.gateway.app` wires these into 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,43 @@ class RateLimiter:
                 f"too many requests; try again in {retry_after} s",
                 details={"retry_after_s": retry_after, "limit_per_minute": self.per_minute, "burst": self.burst},
             )
+
+
+class AdmissionGate:
+    """A bound on the ``/identify`` requests being answered at once: one more is refused at once.
+
+    Past the bound, the backends' queues only grow and every answer gets later, until callers time out. Refusing at
+    once with 503 ``overloaded`` and ``Retry-After`` lets a client (or the load balancer) try another replica or
+    wait, and keeps the answers in progress fast. Used from the event loop only; 0 turns the bound off.
+    """
+
+    def __init__(self, max_in_flight: int, *, retry_after_s: int = 1) -> None:
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = max(1, retry_after_s)
+        self.in_flight = 0
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one place for the block.
+
+        Raises:
+            Overloaded: ``max_in_flight`` requests are already being answered; ``details.retry_after_s`` is sent
+                as ``Retry-After``.
+        """
+        if 0 < self.max_in_flight <= self.in_flight:
+            raise errors.Overloaded(
+                f"the gateway is answering {self.in_flight} photos already; try again in {self.retry_after_s} s",
+                details={
+                    "in_flight": self.in_flight,
+                    "max_in_flight": self.max_in_flight,
+                    "retry_after_s": self.retry_after_s,
+                },
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted_hops: int) -> str:

@@ -65,6 +65,9 @@ class GatewaySettings(ServiceSettings):
     is the edge limit in production."""
     rate_limit_burst: int = Field(default=200, ge=1)
     """``/identify`` requests a client address may send at once after being idle."""
+    max_in_flight: int = Field(default=32, ge=0, le=10_000)
+    """``/identify`` requests answered at once; one more gets 503 ``overloaded`` with ``Retry-After`` at once instead
+    of queueing behind the others until it times out. 0 turns the bound off."""
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     """Proxies in front of the gateway (an ALB: 1) whose ``X-Forwarded-For`` entry names the client; 0: the
     socket peer is the client."""

@@ -25,7 +25,7 @@ from services.common.observability import ServiceMetrics
 from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.collection import CollectionManager
 from services.gateway.pipeline import IdentifyPipeline
-from services.gateway.security import API_KEY_HEADER, RateLimiter, check_api_key
+from services.gateway.security import API_KEY_HEADER, AdmissionGate, RateLimiter, check_api_key
 from services.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ class GatewayState:
     """The admin key; None disables the admin endpoints."""
     limiter: RateLimiter
     metrics: GatewayMetrics
+    admission: AdmissionGate
+    """The bound on ``/identify`` requests answered at once."""
 
     @property
     def clients(self) -> dict[str, BackendClient]:
@@ -172,6 +174,7 @@ async def open_gateway(
             api_key=api_key,
             limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
             metrics=metrics,
+            admission=AdmissionGate(settings.max_in_flight),
         )
         metrics.watch_circuits(state.clients)
         yield state

@@ -20,6 +20,7 @@ export const KIND_BY_CODE = {
   not_found: 'photo',
   conflict: 'photo',
   rate_limited: 'busy',
+  overloaded: 'busy',
   backend_error: 'server',
   backend_unavailable: 'server',
   internal_error: 'server',

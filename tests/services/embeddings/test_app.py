@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from litestar.testing import TestClient
@@ -184,3 +188,48 @@ def test_metrics_report_inference_time_and_vectors(client, pictures):
     assert "embeddings_vectors_total 2.0" in text
     assert "embeddings_model_loaded 1.0" in text
     assert 'http_requests_total{method="POST",route="/embed",status="200"} 1.0' in text
+
+
+class GatedEmbedder(FakeEmbedder):
+    """The fake model, but each pass waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.busy = threading.Event()
+
+    def embed(self, images):
+        self.busy.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().embed(images)
+
+
+def test_a_full_queue_is_a_503_overloaded_with_retry_after_at_once_and_queued_requests_share_a_pass(pictures):
+    embedder = GatedEmbedder()
+    body = {"image": b64(encode(pictures[0], "PNG"))}
+    with (
+        TestClient(create_app(EmbeddingsSettings(max_queue=2), embedder=embedder)) as client,
+        ThreadPoolExecutor(3) as pool,
+    ):
+        running = pool.submit(client.post, "/embed", json=body)
+        assert embedder.busy.wait(5)
+        queued = [pool.submit(client.post, "/embed", json=body) for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while "embeddings_queued_requests 2.0" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the two requests never queued"
+            time.sleep(0.01)
+
+        started = time.perf_counter()
+        refused = client.post("/embed", json=body)
+        refused_in_s = time.perf_counter() - started
+        embedder.gate.set()
+        answers = [future.result(10) for future in (running, *queued)]
+        metrics = client.get("/metrics").text
+
+    assert refused.status_code == 503 and refused_in_s < 1.0
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "overloaded"
+    assert refused.json()["details"] == {"queued": 2, "max_queue": 2, "retry_after_s": 1}
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert embedder.calls == [1, 2], "the two queued requests went through the model in one pass"
+    assert "embeddings_forward_passes 2.0" in metrics

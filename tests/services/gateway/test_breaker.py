@@ -213,6 +213,28 @@ def test_bad_images_from_clients_never_open_a_circuit(tmp_path):
     assert len(backends.service_calls("embeddings")) == 6
 
 
+def test_an_overloaded_embeddings_service_is_passed_on_at_once_not_retried_nor_counted(tmp_path):
+    def overloaded(request: httpx.Request) -> httpx.Response:
+        body = {"error": "overloaded", "message": "16 waiting", "details": {"retry_after_s": 2}}
+        return httpx.Response(503, json=body, headers={"Retry-After": "2"})
+
+    backends = Backends(fail={"embeddings": overloaded})
+    clients = backends.clients()
+    clients["embeddings"].retries = 2
+    clients["embeddings"].breaker = CircuitBreaker("embeddings", failures=2, reset_s=30)
+    app = create_app(GatewaySettings(snapshot_dir=tmp_path), **clients, params=DecisionParams())
+    body = {"image": b64(encode(in_frame(textured(3))))}
+    with TestClient(app) as client:
+        answers = [client.post("/identify", json=body) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [503, 503, 503]
+    assert {r.json()["error"] for r in answers} == {"overloaded"}
+    assert answers[0].json()["details"] == {"backend": "embeddings", "retry_after_s": 2}
+    assert answers[0].headers["retry-after"] == "2"
+    assert len(backends.service_calls("embeddings")) == 3, "one call per photo: no retries"
+    assert clients["embeddings"].breaker.state is CircuitState.CLOSED
+
+
 def test_breakers_follow_the_settings(tmp_path):
     app = create_app(GatewaySettings(snapshot_dir=tmp_path, breaker_failures=7, breaker_reset_s=2.5))
     with TestClient(app):

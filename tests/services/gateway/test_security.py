@@ -9,18 +9,20 @@ import pytest
 from litestar.testing import TestClient
 from pydantic import SecretStr
 
-from services.common.errors import ConfigurationError, RateLimited
+from services.common.errors import ConfigurationError, Overloaded, RateLimited
 from services.decision.rule import DecisionParams
 from services.gateway import web
 from services.gateway.app import create_app
 from services.gateway.security import (
     API_CONTENT_SECURITY_POLICY,
+    AdmissionGate,
     RateLimiter,
     check_cors,
     client_address,
     read_secret,
 )
 from services.gateway.settings import GatewaySettings
+from services.gateway.state import provide_gateway
 from tests.services.fakes import b64, encode, in_frame, textured
 from tests.services.gateway.backends import Backends, verified
 
@@ -108,6 +110,41 @@ def test_identify_answers_429_with_retry_after_in_the_error_shape(tmp_path, phot
         assert response.json()["error"] == "rate_limited"
         assert set(response.json()) == {"error", "message", "details"}
         assert client.get("/health").status_code == 200, "only /identify is limited"
+
+
+def test_admission_gate_holds_places_up_to_its_bound_and_frees_them_on_exit_or_error():
+    gate = AdmissionGate(2, retry_after_s=3)
+    with gate.admit(), gate.admit():
+        with pytest.raises(Overloaded) as refused:
+            gate.admit().__enter__()
+        assert gate.in_flight == 2
+    with pytest.raises(ValueError), gate.admit():
+        raise ValueError("the request failed")
+    assert gate.in_flight == 0
+    assert refused.value.details == {"in_flight": 2, "max_in_flight": 2, "retry_after_s": 3}
+    unbounded = AdmissionGate(0)
+    with unbounded.admit(), unbounded.admit(), unbounded.admit():
+        assert unbounded.in_flight == 3
+
+
+def test_identify_beyond_the_in_flight_bound_is_503_overloaded_with_retry_after_at_once(tmp_path, photo):
+    app = create_app(
+        GatewaySettings(snapshot_dir=tmp_path, max_in_flight=2), **backends().clients(), params=DecisionParams()
+    )
+    body = {"image": b64(photo)}
+    with TestClient(app) as client:
+        gate = provide_gateway(app.state).admission
+        with gate.admit(), gate.admit():  # two photos being answered
+            refused = client.post("/identify", json=body)
+        after = client.post("/identify", json=body)
+
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json() == {
+        "error": "overloaded",
+        "message": "the gateway is answering 2 photos already; try again in 1 s",
+        "details": {"in_flight": 2, "max_in_flight": 2, "retry_after_s": 1},
+    }
+    assert after.status_code == 200, "the places are free again"
 
 
 def test_default_limit_lets_a_museum_wifi_address_send_200_photos_at_a_visitors_pace():
