@@ -6,15 +6,21 @@ model stamp, see :mod:`services.collection.stamp`), ``next_label``, ``labels`` (
 ``metadata`` (object id → catalogue fields) and ``ivf`` (lists, probe, train_factor). This module reads and writes
 the container without FAISS, so the gateway can read the stamp; :mod:`services.collection.vectors` gives the index
 bytes meaning.
+
+Both arrays are stored uncompressed, so a large index is streamed: :func:`write_vector_file` writes the index bytes
+as FAISS produces them and :func:`open_index_stream` hands them to FAISS as it reads, never holding a second copy of
+a gigabyte-sized index in memory. Files written either way read the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -31,6 +37,60 @@ def encode_vector_file(state: dict[str, Any], index_bytes: np.ndarray) -> bytes:
     payload = json.dumps({**state, "format": FORMAT_VERSION}).encode("utf-8")
     np.savez(buffer, state=np.frombuffer(payload, dtype=np.uint8), index=np.asarray(index_bytes, np.uint8))
     return buffer.getvalue()
+
+
+def write_vector_file(
+    handle: BinaryIO, state: dict[str, Any], index_size: int, write_index: Callable[[Callable[[bytes], object]], None]
+) -> None:
+    """Write the file into ``handle`` (seekable) streaming the index: ``write_index(sink)`` must pass exactly
+    ``index_size`` bytes to ``sink``, in order.
+
+    Raises:
+        SnapshotError: ``write_index`` wrote another number of bytes than ``index_size``.
+    """
+    payload = np.frombuffer(json.dumps({**state, "format": FORMAT_VERSION}).encode("utf-8"), dtype=np.uint8)
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("state.npy", "w") as member:
+            np.lib.format.write_array(member, payload, allow_pickle=False)
+        with archive.open("index.npy", "w", force_zip64=True) as member:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (index_size,)}
+            np.lib.format.write_array_header_1_0(member, header)
+            written = 0
+
+            def sink(chunk: bytes) -> None:
+                nonlocal written
+                written += len(chunk)
+                member.write(chunk)
+
+            write_index(sink)
+    if written != index_size:
+        raise SnapshotError(f"the index wrote {written} bytes, {index_size} were announced")
+
+
+@contextlib.contextmanager
+def open_index_stream(path: Path) -> Iterator[tuple[dict[str, Any], Callable[[int], bytes]]]:
+    """The ``state`` of a vector file and a ``read(n)`` over its serialised index, for FAISS to read from without a
+    copy of the whole index in memory.
+
+    Raises:
+        SnapshotError: the file is missing, unreadable, or of an unknown format.
+    """
+    state = read_vector_state(path)
+    try:
+        archive = zipfile.ZipFile(Path(path))
+        member = archive.open("index.npy")
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
+    with archive, member:
+        try:
+            major, _ = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+        except ValueError as exc:
+            raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
+        if dtype != np.uint8 or len(shape) != 1:
+            raise SnapshotError(f"search snapshot {path}: the index is not a byte array")
+        yield state, member.read
 
 
 def read_vector_file(path: Path) -> tuple[dict[str, Any], np.ndarray]:

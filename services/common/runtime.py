@@ -1,4 +1,9 @@
-"""Process-level runtime set-up: thread pools and logging."""
+"""Process-level runtime set-up: thread pools and logging.
+
+Nothing here imports a numeric runtime: a process imports what it uses (the gateway none of torch, OpenCV or FAISS,
+search only FAISS, geometric OpenCV and FAISS, embeddings torch), and :func:`limit_threads` caps the pools of those
+it finds loaded and, through the environment, of those loaded later.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,39 @@ import logging
 import os
 import sys
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",
+)
+"""Read by OpenMP (torch's intra-op pool, FAISS), the BLAS libraries and OpenCV when they first start a pool."""
 
 
 def limit_threads(threads: int) -> None:
-    """Cap the thread pools of numeric libraries in this process.
+    """Cap the thread pools of numeric libraries in this process, importing none of them.
 
     On small machines torch, OpenCV, FAISS and BLAS each start a pool as large as the core count; together they
-    oversubscribe the CPU and latency spikes by an order of magnitude. Libraries that are not installed are skipped.
+    oversubscribe the CPU and latency spikes by an order of magnitude. Libraries already imported are capped now;
+    one imported later starts its pool at the size set in :data:`THREAD_VARIABLES`. Importing a library only to cap
+    it would cost the process its whole footprint (torch alone is ~0.5 GB resident).
     """
-    for var in _THREAD_VARS:
+    for var in THREAD_VARIABLES:
         os.environ[var] = str(threads)
-    if "torch" in sys.modules or _importable("torch"):
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(threads)
         if torch.get_num_interop_threads() != threads:
             # the inter-op pool may only be sized once per process
             with contextlib.suppress(RuntimeError):
                 torch.set_num_interop_threads(threads)
-    if _importable("cv2"):
-        import cv2
-
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
         cv2.setNumThreads(threads)
-    if _importable("faiss"):
-        import faiss
-
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
         faiss.omp_set_num_threads(threads)
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def configure_logging(level: str, service: str, log_format: str = "json") -> None:
