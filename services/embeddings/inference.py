@@ -55,7 +55,8 @@ class _PreLogits(torch.nn.Module):
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Pooled pre-logits features of ``batch``."""
-        return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+        features: torch.Tensor = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+        return features
 
 
 class TorchRunner:
@@ -69,7 +70,8 @@ class TorchRunner:
         """Pre-logits features of ``batch``, computed by the timm module itself."""
         with torch.inference_mode():
             features = self._module(torch.from_numpy(batch).to(self._device))
-        return features.float().cpu().numpy()
+        rows: np.ndarray = features.float().cpu().numpy()
+        return rows
 
 
 class OnnxRunner:
@@ -123,7 +125,7 @@ def export_onnx(model: Any, input_size: tuple[int, int, int]) -> bytes:
             torch.onnx.export(
                 _PreLogits(model).eval(),
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file-like object is accepted
                 input_names=["pixels"],
                 output_names=["features"],
                 dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},

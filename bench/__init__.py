@@ -1,0 +1,1 @@
+"""Benchmarks and measuring tools; run each from the repository root (see each module's docstring)."""
