@@ -6,6 +6,7 @@ A snapshot directory holds::
     features.npz    reference local features (geometric service, ``index build``)
     images/         reference images, one ``<object_id><suffix>`` file each (gateway, ``index build``)
     decision.json   decision parameters fitted by ``calibrate`` (optional; the gateway reads it at start-up)
+    report.json     the last collection report of ``index doctor`` (optional; the curator page shows it)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ IMAGES_DIR = "images"
 """Reference images, one file per object (see :mod:`services.collection.images`)."""
 DECISION_FILE = "decision.json"
 """Decision parameters fitted by ``calibrate`` (see :mod:`services.collection.decision_file`)."""
+REPORT_FILE = "report.json"
+"""The last collection report of ``index doctor`` (see :mod:`services.collection.report_file`)."""
 SNAPSHOT_ENV = "ARTWORK_MATCHER_SNAPSHOT"
 """Environment variable naming the default snapshot directory."""
 
@@ -61,3 +64,8 @@ class Snapshot:
     def decision_file(self) -> Path:
         """The calibrated decision parameters."""
         return self.root / DECISION_FILE
+
+    @property
+    def report_file(self) -> Path:
+        """The last collection report (``index doctor``)."""
+        return self.root / REPORT_FILE

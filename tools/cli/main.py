@@ -15,7 +15,7 @@ from services.common.topology import SERVICES
 from tools.cli.local_stack import DEFAULT_PORTS
 
 
-def _add_build(sub: argparse._SubParsersAction) -> None:
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = sub.add_parser("index", help="manage the collection snapshot")
     index_sub = index.add_subparsers(dest="index_command", required=True)
     build = index_sub.add_parser(
@@ -30,6 +30,9 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--prune", action="store_true", help="remove objects whose image file is gone")
     build.add_argument("--batch-size", type=int, default=16)
     build.set_defaults(func=_cmd_build)
+    from tools.cli.doctor import add_index_parser
+
+    add_index_parser(index_sub)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -47,7 +50,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     def progress(total: int) -> Callable[[int], bool | None]:
         bar = tqdm(total=total, unit="image", desc="indexing")
         bars.append(bar)
-        return bar.update
+        update: Callable[[int], bool | None] = bar.update
+        return update
 
     try:
         report = build_collection(
@@ -75,7 +79,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="start the four services as local processes")
     serve.add_argument(
         "--snapshot", type=Path, default=None, help=f"snapshot directory (default {default_snapshot_dir()})"
@@ -116,7 +120,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_identify(sub: argparse._SubParsersAction) -> None:
+def _add_identify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ident = sub.add_parser("identify", help="identify photos with a running stack")
     ident.add_argument("photos", nargs="+", type=Path)
     ident.add_argument("--url", default=SERVICES["gateway"].url(), help="gateway base URL")
@@ -141,7 +145,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     )
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="build a demo collection, start the stack, identify photo-like variants")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo (default: a temporary dir)")
     demo.set_defaults(func=_cmd_demo)
