@@ -1,4 +1,4 @@
-"""Simulated gallery pictures from a collection's own references: dim rooms, glare, gilded frames, far views, action
+r"""Simulated gallery pictures from a collection's own references: dim rooms, glare, gilded frames, far views, action
 cameras.
 
 Real pictures taken inside a gallery are few (``../shared/data/estense-dev`` holds 17), so tuning on them alone
@@ -11,9 +11,9 @@ an empty wall (the right answer is "no match").
 
 Usage::
 
-    .venv/bin/python bench/gallery_photos.py --collection ../shared/data/museum-dev/objects --prefix estense_ \\
+    .venv/bin/python bench/gallery_photos.py --collection ../shared/data/museum-dev/objects --prefix estense_ \
         --count 60 --out /tmp/gallery-sim
-    artwork-matcher evaluate --data ../shared/data/museum-dev --photos /tmp/gallery-sim/pictures \\
+    artwork-matcher evaluate --data ../shared/data/museum-dev --photos /tmp/gallery-sim/pictures \
         --labels /tmp/gallery-sim/labels.csv --workdir /tmp/eval-work --out /tmp/eval-sim --modes full
 """
 
@@ -43,7 +43,8 @@ def wall(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     base = rng.uniform(40, 120, 3) * np.array([1.0, 0.9, 0.75])
     grain = rng.normal(0, 12, (8, 12)).astype(np.float32)
     low = cv2.resize(grain, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
-    return np.clip(base + low, 0, 255).astype(np.float32)
+    lit: np.ndarray = np.clip(base + low, 0, 255).astype(np.float32)
+    return lit
 
 
 def framed(painting: np.ndarray, rng: np.random.Generator) -> np.ndarray:

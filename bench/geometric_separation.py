@@ -29,6 +29,7 @@ import dataclasses
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.geometric.verify import FeatureSet, PairResult, VerifyParams, extract_features, verify_pair
+from services.collection.features import FeatureSet
+from services.geometric.verify import PairResult, VerifyParams, extract_features, verify_pair
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "museum-dev"
 # CPU time of this thread: with one OpenCV thread it is the work done, undisturbed by other processes on a shared
@@ -50,13 +52,20 @@ TEXTURED = ("mcv_bbdd_00243", "mcv_bbdd_00246", "mcv_bbdd_00248", "estense_019")
 # Labels found wrong by this benchmark (the photo shows the reference; checked by eye).
 CORRECTIONS = {"y2019_qsd1_w4__00009.jpg": ["mcv_bbdd_00018"]}
 
+Pair = tuple[str, str, bool]
+"""(photo, reference, whether the photo shows the reference)."""
+Row = tuple[str, str, bool, PairResult, float]
+"""A verified pair: (photo, reference, is_true, result, milliseconds)."""
+
 
 def load_rgb(path: Path) -> np.ndarray:
+    """An image file's pixels as an (H, W, 3) uint8 RGB array."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
 
 def read_labels(data: Path) -> dict[str, list[str]]:
+    """Each photo's true references (file stems) from the data set's labels.csv, with CORRECTIONS applied."""
     with (data / "labels.csv").open() as handle:
         rows = csv.DictReader(handle)
         labels = {
@@ -68,6 +77,7 @@ def read_labels(data: Path) -> dict[str, list[str]]:
 def extract_all(
     images: dict[str, np.ndarray], params: VerifyParams, *, reference: bool
 ) -> tuple[dict[str, FeatureSet], list[float]]:
+    """Features of every image with ``params`` (as references or as queries) and each extraction's time, ms."""
     features, times = {}, []
     for name, image in images.items():
         start = CLOCK()
@@ -76,9 +86,12 @@ def extract_all(
     return features, times
 
 
-def make_pairs(labels: dict[str, list[str]], refs: list[str], per_photo: int, seed: int) -> list[tuple[str, str, bool]]:
+def make_pairs(labels: dict[str, list[str]], refs: list[str], per_photo: int, seed: int) -> list[Pair]:
+    """(photo, reference, is_true) pairs to verify: every true pair, ``per_photo`` wrong references per photo
+    (-1: all of them, else a seeded sample), and every photo against the TEXTURED references.
+    """
     rng = random.Random(seed)
-    pairs = []
+    pairs: list[Pair] = []
     for photo, truth in sorted(labels.items()):
         pairs += [(photo, ref, True) for ref in truth]
         wrong = [ref for ref in refs if ref not in truth]
@@ -88,8 +101,11 @@ def make_pairs(labels: dict[str, list[str]], refs: list[str], per_photo: int, se
     return list(dict.fromkeys(pairs))
 
 
-def run_pairs(pairs, queries, refs, params) -> list[tuple[str, str, bool, PairResult, float]]:
-    out = []
+def run_pairs(
+    pairs: list[Pair], queries: dict[str, FeatureSet], refs: dict[str, FeatureSet], params: VerifyParams
+) -> list[Row]:
+    """Verify each pair; (photo, reference, is_true, result, ms) per pair."""
+    out: list[Row] = []
     for photo, ref, truth in pairs:
         start = CLOCK()
         result = verify_pair(queries[photo], refs[ref], params)
@@ -97,11 +113,22 @@ def run_pairs(pairs, queries, refs, params) -> list[tuple[str, str, bool, PairRe
     return out
 
 
-def pct(values, q) -> float:
+def pct(values: Sequence[float] | np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of ``values``, NaN when there are none."""
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def report(name: str, params: VerifyParams, q_times, r_times, queries, results) -> None:
+def report(
+    name: str,
+    params: VerifyParams,
+    q_times: list[float],
+    r_times: list[float],
+    queries: dict[str, FeatureSet],
+    results: list[Row],
+) -> None:
+    """Print how well ``params`` separates true pairs from wrong ones: extraction and verification times, inlier
+    counts of both kinds, wrongly verified pairs, the textured references, the weakest true pairs.
+    """
     true = [r for r in results if r[2]]
     false = [r for r in results if not r[2]]
     ms_false = [r[4] for r in false]
@@ -152,7 +179,7 @@ def report(name: str, params: VerifyParams, q_times, r_times, queries, results) 
     print("  weakest true pairs: " + ", ".join(f"{p}->{r}:{res.inliers}/{res.reason}" for p, r, _, res, _ in worst))
 
 
-def compare_features(results) -> None:
+def compare_features(results: list[Row]) -> None:
     """How well each candidate decision feature separates true pairs from chance ones (plausible H only)."""
     plausible = [r for r in results if r[3].reason in (None, "too_few_inliers")]
     chance: dict[str, list[tuple[str, int]]] = {}
@@ -165,7 +192,7 @@ def compare_features(results) -> None:
         others = [n for p, n in chance.get(ref, []) if p != photo]
         return float(max(others, default=0))
 
-    rules = {
+    rules: dict[str, Callable[[str, str, PairResult], float]] = {
         "inliers": lambda p, ref, r: r.inliers,
         "inlier_ratio": lambda p, ref, r: r.inlier_ratio,
         "spread": lambda p, ref, r: r.spread,
@@ -188,7 +215,8 @@ def compare_features(results) -> None:
     print("  most chance inliers: " + ", ".join(f"{ref}:{max(n for _, n in chance[ref])}" for ref in ranked))
 
 
-def dump(path: Path, results) -> None:
+def dump(path: Path, results: list[Row]) -> None:
+    """Write each pair's result to a CSV file at ``path``."""
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(
@@ -201,6 +229,7 @@ def dump(path: Path, results) -> None:
 
 
 def parse_variant(text: str) -> dict[str, Any]:
+    """``VerifyParams`` overrides from ``key=value,key=value`` text, each value of its field's type."""
     fields = {f.name: f.type for f in dataclasses.fields(VerifyParams)}
     out: dict[str, Any] = {}
     for item in filter(None, text.split(",")):
@@ -211,6 +240,7 @@ def parse_variant(text: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Run the benchmark over the data set for the default parameters and each ``--variant``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--variant", action="append", default=[], help="comma-separated VerifyParams overrides")

@@ -1,4 +1,4 @@
-"""Load test of ``POST /identify`` with real photos: fixed concurrency for a fixed time, loopback only.
+r"""Load test of ``POST /identify`` with real photos: fixed concurrency for a fixed time, loopback only.
 
 Starts the four services with ``LocalStack`` on free ports (per-client rate limit off, as for every tool that
 replays photos from one address) over an existing snapshot, or drives a running gateway on this machine
@@ -8,7 +8,7 @@ seconds measured. Prints throughput, latency percentiles, status counts, connect
 resident memory at start, after the warm-up and at the end; exits 1 when a bar is missed (any 5xx, any
 connection error, a service's memory more than ``--rss-tolerance`` above its post-warm-up value).
 
-    .venv/bin/artwork-matcher index build ../shared/data/museum-dev/objects \\
+    .venv/bin/artwork-matcher index build ../shared/data/museum-dev/objects \
         --catalogue ../shared/data/museum-dev/objects.csv --snapshot /tmp/load-snap
     .venv/bin/python bench/load.py --snapshot /tmp/load-snap --concurrency 8 --duration 60
 """
@@ -59,6 +59,7 @@ def check_loopback(url: str) -> None:
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -81,6 +82,9 @@ def rss_mib(pids: dict[str, int]) -> dict[str, float]:
 async def worker(
     client: httpx.AsyncClient, url: str, photos: list[tuple[str, bytes]], start: int, until: float, tally: Tally
 ) -> None:
+    """Send photos to ``url`` one after another until ``until`` (monotonic time), starting at photo ``start``, and
+    count each answer's status, latency and connection error in ``tally``.
+    """
     n = start
     while time.monotonic() < until:
         name, data = photos[n % len(photos)]
@@ -133,6 +137,7 @@ def report(tally: Tally, wall_s: float, rss: dict[str, dict[str, float]], tolera
 
 
 def main() -> int:
+    """Load a gateway (a local stack started here, or ``--url``) and print the figures; 0 when every bar is met."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--snapshot", type=Path, help="start a local stack over this snapshot (index build first)")

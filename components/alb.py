@@ -146,9 +146,9 @@ class LoadBalancer(pulumi.ComponentResource):
         return [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self.target_group.arn)]
 
     def _create_listener(
-        self, port: int, protocol: str, actions: list[aws.lb.ListenerDefaultActionArgs], **extra: object
+        self, port: int, protocol: str, actions: list[aws.lb.ListenerDefaultActionArgs], **extra: Any
     ) -> aws.lb.Listener:
-        return aws.lb.Listener(  # type: ignore[call-overload]
+        return aws.lb.Listener(
             f"{self._name}-{protocol.lower()}",
             load_balancer_arn=self.lb.arn,
             port=port,

@@ -184,6 +184,13 @@ class StackConfig:
     images_noncurrent_version_days: int
 
     def __post_init__(self) -> None:
+        self._check_network()
+        self._check_https()
+        self._check_images()
+        self._check_sizes()
+
+    def _check_network(self) -> None:
+        """NAT choice, GPU nodes' need of NAT, number of zones."""
         if self.nat_gateways not in NAT_GATEWAYS:
             raise ValueError(f"natGateways must be one of {', '.join(NAT_GATEWAYS)}, got {self.nat_gateways!r}")
         if self.embeddings_on_gpu and self.nat_gateways == "none":
@@ -192,6 +199,9 @@ class StackConfig:
             )
         if not 2 <= self.az_count <= 6:
             raise ValueError("azCount must be between 2 (an ALB needs two zones) and 6")
+
+    def _check_https(self) -> None:
+        """A domain for HTTPS; a hosted zone or a certificate, not both, and only with HTTPS."""
         if self.enable_https and not self.domain_name:
             raise ValueError("enableHttps=true needs domainName (the certificate's name); set it or disable HTTPS")
         if self.hosted_zone_id and self.certificate_arn:
@@ -200,13 +210,19 @@ class StackConfig:
             )
         if (self.hosted_zone_id or self.certificate_arn) and not self.enable_https:
             raise ValueError("hostedZoneId and certificateArn need enableHttps=true")
-        if self.enable_scheduled_scaling and not self.enable_autoscaling:
-            raise ValueError("enableScheduledScaling=true needs enableAutoscaling=true")
+
+    def _check_images(self) -> None:
+        """Images either built by the program or all given by digest."""
         prebuilt = [s.name for s in self.services.values() if s.image]
         if self.build_images and prebuilt:
             raise ValueError(f"buildImages=true conflicts with prebuilt <service>Image for {prebuilt}; choose one")
         if not self.build_images and len(prebuilt) != len(self.services):
             raise ValueError("buildImages=false needs <service>Image set (by digest) for every service")
+
+    def _check_sizes(self) -> None:
+        """Scaling switches, GPU node counts, and each task's size on Fargate or its GPU instance."""
+        if self.enable_scheduled_scaling and not self.enable_autoscaling:
+            raise ValueError("enableScheduledScaling=true needs enableAutoscaling=true")
         if self.embeddings_on_gpu and self.gpu_nodes_max < self.services["embeddings"].max_tasks:
             raise ValueError("gpuNodesMax must be at least embeddingsMaxTasks (one GPU task per node)")
         if self.embeddings_on_gpu and not 1 <= self.gpu_nodes_min <= self.gpu_nodes_max:

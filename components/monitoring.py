@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -163,8 +164,10 @@ class Monitoring(pulumi.ComponentResource):
             )
         return topic
 
-    def _alarm(self, label: str, **kwargs: object) -> aws.cloudwatch.MetricAlarm:
-        return aws.cloudwatch.MetricAlarm(  # type: ignore[call-overload]
+    def _alarm(self, label: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
+        """A CloudWatch alarm named after the component that notifies the topic when it fires and when it clears;
+        ``kwargs`` are the alarm's own arguments (metric, statistic, threshold, ...)."""
+        return aws.cloudwatch.MetricAlarm(
             f"{self._name}-{label}",
             alarm_actions=[self.topic.arn],
             ok_actions=[self.topic.arn],

@@ -114,7 +114,8 @@ def listening_pid(port: int) -> int | None:
     """The process listening on a TCP port of this machine, if any."""
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            return conn.pid
+            pid: int | None = conn.pid
+            return pid
     return None
 
 

@@ -198,7 +198,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         """Record the request, then let the mocks answer it."""
-        response = super().RegisterResource(request)
+        # pulumi's MockMonitor is unannotated
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
             self.registrations.append(

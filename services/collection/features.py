@@ -268,19 +268,9 @@ def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, FeatureSet]]:
-    header = json.loads(_expect(arrays["header"], np.uint8, 1, "header").tobytes().decode("utf-8"))
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"header does not name the format {FORMAT!r}")
-    if header.get("format_version") != FORMAT_VERSION:
-        found = header.get("format_version")
-        if isinstance(found, int) and 0 < found < FORMAT_VERSION:
-            raise OutdatedFeatures(f"features in format version {found}, this version reads {FORMAT_VERSION}")
-        raise ValueError(f"format version {found!r}, expected {FORMAT_VERSION}")
-    ids, version, saved_at = header["ids"], header["version"], header["saved_at"]
-    if not isinstance(version, int) or version < 0 or not isinstance(saved_at, int | float):
-        raise ValueError("header version or saved_at is invalid")
-    if not isinstance(ids, list) or len(set(ids)) != len(ids):
-        raise ValueError("header ids must be a list of distinct object ids")
+    """The header and each reference's features from the file's arrays, their dtypes, shapes and offsets checked."""
+    header = _read_header(arrays["header"])
+    ids = header["ids"]
     keypoints = _expect(arrays["keypoints"], np.float32, 2, "keypoints")
     descriptors = _expect(arrays["descriptors"], np.uint8, 2, "descriptors")
     offsets = _expect(arrays["offsets"], np.int64, 1, "offsets")
@@ -299,6 +289,24 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[st
             raise ValueError(f"object id {object_id!r} is not a non-empty string")
         items[object_id] = FeatureSet(keypoints[start:end], descriptors[start:end], width, height)
     return header, items
+
+
+def _read_header(array: np.ndarray) -> dict[str, Any]:
+    """The file's JSON header, checked: format, format version, version, save time, distinct ids."""
+    header = json.loads(_expect(array, np.uint8, 1, "header").tobytes().decode("utf-8"))
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"header does not name the format {FORMAT!r}")
+    if header.get("format_version") != FORMAT_VERSION:
+        found = header.get("format_version")
+        if isinstance(found, int) and 0 < found < FORMAT_VERSION:
+            raise OutdatedFeatures(f"features in format version {found}, this version reads {FORMAT_VERSION}")
+        raise ValueError(f"format version {found!r}, expected {FORMAT_VERSION}")
+    ids, version, saved_at = header["ids"], header["version"], header["saved_at"]
+    if not isinstance(version, int) or version < 0 or not isinstance(saved_at, int | float):
+        raise ValueError("header version or saved_at is invalid")
+    if not isinstance(ids, list) or len(set(ids)) != len(ids):
+        raise ValueError("header ids must be a list of distinct object ids")
+    return header
 
 
 def _expect(array: np.ndarray, dtype: type, ndim: int, name: str) -> np.ndarray:

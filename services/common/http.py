@@ -95,6 +95,7 @@ ERROR_SCHEMA = Schema(
 
 @get("/metrics", operation_id="metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The service's Prometheus metrics in the text exposition format."""
     metrics: ServiceMetrics = request.app.state.metrics
     return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 

@@ -51,6 +51,7 @@ class RequestIdFilter(logging.Filter):
     """Puts the current request id on every log record (``request_id``, None outside requests)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the request id and keep the record."""
         record.request_id = _REQUEST_ID.get()
         return True
 
@@ -111,6 +112,7 @@ class ObserveMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass one ASGI connection on; an HTTP request is timed, counted and logged under its request id."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -155,7 +155,7 @@ def check_tf_variant(model: torch.nn.Module) -> None:
     Raises:
         ConfigurationError: some BatchNorm or strided convolution differs.
     """
-    from timm.layers import Conv2dSame
+    from timm.layers.conv2d_same import Conv2dSame
 
     wrong_eps = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and m.eps != TF_BN_EPS]
     # Stride-1 "same" padding is static and symmetric; only strided convolutions need TF's asymmetric padding.
@@ -391,7 +391,8 @@ class TimmEmbedder:
         from timm.data.transforms import str_to_pil_interp
 
         _, height, width = self._data_config["input_size"]
-        resample = str_to_pil_interp(self._data_config["interpolation"])
+        # timm leaves this helper unannotated
+        resample = str_to_pil_interp(self._data_config["interpolation"])  # type: ignore[no-untyped-call]
         pixels = np.stack(
             [np.asarray(image.convert("RGB").resize((width, height), resample), dtype=np.float32) for image in images]
         )

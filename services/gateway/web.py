@@ -73,6 +73,7 @@ async def _serve(request: Request[Any, Any, Any], path: Path) -> Response[bytes]
     response_headers=SECURITY_HEADERS,
 )
 async def web_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The visitor page, with its security headers (304 when the browser's copy is current)."""
     return await _serve(request, WEB_DIR / "index.html")
 
 
@@ -84,6 +85,7 @@ async def web_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     response_headers=SECURITY_HEADERS,
 )
 async def web_static(name: Annotated[str, PathParameter()], request: Request[Any, Any, Any]) -> Response[bytes]:
+    """One of the visitor page's scripts, style sheets or icons from the page's own folder; 404 for any other name."""
     path = WEB_DIR / name
     # The name pattern rules out path separators and dot files; the file must also exist in WEB_DIR itself.
     if not _STATIC_NAME.match(name) or not path.is_file():

@@ -202,7 +202,8 @@ def quantise_rootsift(descriptors: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(descriptors, dtype=np.float32)
     rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-7)
-    return np.clip(np.rint(np.sqrt(rows) * DESCRIPTOR_SCALE), 0, 255).astype(np.uint8)
+    quantised: np.ndarray = np.clip(np.rint(np.sqrt(rows) * DESCRIPTOR_SCALE), 0, 255).astype(np.uint8)
+    return quantised
 
 
 def as_float(descriptors: np.ndarray) -> np.ndarray:

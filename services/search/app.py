@@ -51,6 +51,7 @@ Service: TypeAlias = NamedDependency[SearchState]
 
 @get("/health", operation_id="health", summary="Liveness and index size", sync_to_thread=False)
 def health(service: Service) -> Health:
+    """Healthy while the service runs; reports the index size and vector dimension (null while empty)."""
     catalog = service.catalog
     return Health(
         HealthStatus.HEALTHY,
@@ -62,6 +63,7 @@ def health(service: Service) -> Health:
 
 @get("/info", operation_id="info", summary="Service, index and settings", sync_to_thread=False)
 def info(service: Service) -> dict[str, object]:
+    """The index's size, dimension, kind, embedding model, version and snapshot file, and the settings."""
     catalog = service.catalog
     index = catalog.index
     return {
@@ -87,6 +89,9 @@ def info(service: Service) -> dict[str, object]:
     sync_to_thread=True,
 )
 def search(data: JSONBody[SearchRequest], service: Service) -> SearchResponse:
+    """The `k` nearest objects to each query vector, best first, with their catalogue metadata; `include` also
+    scores the named objects whether or not they are among the top `k`. All vectors must have the index's length.
+    """
     started = time.perf_counter()
     catalog = service.catalog
     lengths = {len(v) for v in data.vectors}
@@ -112,12 +117,14 @@ def list_objects(
     offset: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> ObjectList:
+    """Catalogue entries in id order, `limit` of them from `offset`, with the total count."""
     objects, total = service.catalog.page(offset, limit)
     return ObjectList(objects=objects, total=total, offset=offset, limit=limit)
 
 
 @get("/objects/{object_id:str}", operation_id="getObject", summary="One catalogue entry", sync_to_thread=False)
 def get_object(object_id: ObjectIdPath, service: Service) -> ObjectMetadata:
+    """One object's catalogue metadata; 404 when the index does not hold it."""
     return service.catalog.get(object_id)
 
 
@@ -128,6 +135,7 @@ def get_object(object_id: ObjectIdPath, service: Service) -> ObjectMetadata:
     sync_to_thread=True,
 )
 def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], service: Service) -> ObjectMetadata:
+    """Add an object's vector and metadata, or replace them; `metadata.object_id` must equal the path's id."""
     if data.metadata.object_id != object_id:
         raise InvalidFields(
             "metadata.object_id must equal the id in the path",
@@ -145,6 +153,7 @@ def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], servic
     sync_to_thread=True,
 )
 def delete_object(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
+    """Remove an object's vector and metadata."""
     service.catalog.remove(object_id)
     return {"deleted": object_id}
 
@@ -157,6 +166,7 @@ def delete_object(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
     sync_to_thread=True,
 )
 def save_snapshot(service: Service) -> dict[str, object]:
+    """Write the index to its snapshot file now (it is also saved after every change when autosave is on)."""
     version = service.catalog.save()
     return {"saved": True, "version": version, "size": service.catalog.size}
 
@@ -169,6 +179,7 @@ def save_snapshot(service: Service) -> dict[str, object]:
     sync_to_thread=True,
 )
 def reload_snapshot(service: Service) -> dict[str, object]:
+    """Load the snapshot file again when another writer replaced it since it was read."""
     reloaded = service.catalog.reload_if_changed()
     return {"reloaded": reloaded, "size": service.catalog.size}
 

@@ -33,7 +33,7 @@ from tools.cli.collect import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``calibrate``."""
     cal = sub.add_parser("calibrate", help="fit the decision on labelled photos, store it in the snapshot")
     add_data_options(cal)

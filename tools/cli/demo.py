@@ -68,7 +68,7 @@ def photograph(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     )
     lit = np.clip(warped.astype(np.float32) * rng.uniform(0.7, 1.2) + rng.uniform(-20, 20), 0, 255)
     blurred = cv2.GaussianBlur(lit, (0, 0), rng.uniform(0.5, 1.5))
-    noisy = np.clip(blurred + rng.normal(0, 6, blurred.shape), 0, 255).astype(np.uint8)
+    noisy: np.ndarray = np.clip(blurred + rng.normal(0, 6, blurred.shape), 0, 255).astype(np.uint8)
     return noisy
 
 

@@ -42,7 +42,7 @@ from tools.cli.collect import (
 MODES = ("full", "embedding_only")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``evaluate``."""
     evaluate = sub.add_parser("evaluate", help="measure recognition quality on a labelled photo set")
     add_data_options(evaluate)

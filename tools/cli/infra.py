@@ -44,7 +44,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 """The inputs shown for each resource type (others show none)."""
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``infra plan --stack demo|production [--json]`` and ``infra verify --url URL`` (see
     :mod:`tools.cli.verify`) on the main command's subparsers."""
     from tools.cli import verify

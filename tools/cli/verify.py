@@ -249,7 +249,7 @@ def print_table(url: str, rows: Sequence[Check], out: TextIO) -> None:
         print(f"all {len(rows)} checks passed", file=out)
 
 
-def add_parser(infra_sub: argparse._SubParsersAction) -> None:
+def add_parser(infra_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``infra verify --url URL [--photo FILE --expect ID] [--sample NAME] [--api-key KEY]``."""
     cmd = infra_sub.add_parser("verify", help="smoke-test a running deployment: health, one photo, headers, admin")
     cmd.add_argument("--url", required=True, help="the gateway's base URL (pulumi stack output url)")
