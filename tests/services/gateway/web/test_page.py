@@ -20,7 +20,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.web.browser import (
+from tests.services.gateway.web.browser import (
     find,
     open_page,
     photo_to_result_ms,
@@ -29,8 +29,15 @@ from tests.web.browser import (
     wait_for_images,
     wait_for_state,
 )
-from tests.web.conftest import NON_ART, PHOTO, ROOM_OBJECT, ROOM_OBJECT_DESCRIPTION, ROOM_OBJECT_LINK, TWO_PAINTINGS
-from tests.web.fakes import FakeBackends
+from tests.services.gateway.web.conftest import (
+    NON_ART,
+    PHOTO,
+    ROOM_OBJECT,
+    ROOM_OBJECT_DESCRIPTION,
+    ROOM_OBJECT_LINK,
+    TWO_PAINTINGS,
+)
+from tests.services.gateway.web.fakes import FakeBackends
 
 log = logging.getLogger(__name__)
 

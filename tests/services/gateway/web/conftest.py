@@ -24,9 +24,9 @@ from selenium.webdriver.chrome.service import Service
 from services.decision.rule import DecisionParams
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.web.fakes import FakeBackends, read_catalogue
+from tests.services.gateway.web.fakes import FakeBackends, read_catalogue
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+ARTIFACTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "web"
 
 PHOTO = "y2019_qsd2_w1__00000.jpg"
 """A wall photo of one painting (La familia de l'artista, Alfred Figueras): the upload path."""

@@ -14,8 +14,16 @@ from PIL import Image
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.web.browser import find, language, open_page, screenshot, texts, wait_for_images, wait_for_state
-from tests.web.conftest import NON_ART, PHOTO, TWO_PAINTINGS, launch_chromium
+from tests.services.gateway.web.browser import (
+    find,
+    language,
+    open_page,
+    screenshot,
+    texts,
+    wait_for_images,
+    wait_for_state,
+)
+from tests.services.gateway.web.conftest import NON_ART, PHOTO, TWO_PAINTINGS, launch_chromium
 
 CATALAN_VISITOR = "ca-ES,ca,es,en"
 """A Catalan browser's language settings, best first."""
