@@ -11,7 +11,7 @@ import numpy as np
 from services.common.atomic import file_signature
 from services.common.errors import InvalidFields, NotFound
 from services.common.schemas import ObjectMetadata
-from services.collection.vectors import Hit, IndexKind, VectorIndex
+from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ class LiveIndex:
     Args:
         path: the snapshot file.
         kind, ivf_lists, ivf_probe: index options for a new index (a loaded snapshot keeps its own).
+        compression: ``auto``'s options for a new index (``compress_above``, ``expected_size``, ``recall_target``).
         autosave: save after each mutation (the embedded default); off for read-only replicas.
     """
 
@@ -32,12 +33,14 @@ class LiveIndex:
         kind: IndexKind = "flat",
         ivf_lists: int = 256,
         ivf_probe: int = 16,
+        compression: dict[str, float] | None = None,
         autosave: bool = True,
     ) -> None:
         self.path = Path(path)
         self.kind: IndexKind = kind
         self.ivf_lists = ivf_lists
         self.ivf_probe = ivf_probe
+        self.compression = dict(compression or {})
         self.autosave = autosave
         self.index: VectorIndex | None = None
         self._signature: tuple[int, int] | None = None
@@ -119,6 +122,9 @@ class LiveIndex:
                     kind=self.kind,
                     ivf_lists=self.ivf_lists,
                     ivf_probe=self.ivf_probe,
+                    compress_above=int(self.compression.get("compress_above", COMPRESS_ABOVE)),
+                    expected_size=int(self.compression.get("expected_size", 0)),
+                    recall_target=float(self.compression.get("recall_target", 0.95)),
                     model=model,
                 )
             replaced = index.upsert(array, metadata)

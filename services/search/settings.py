@@ -24,8 +24,15 @@ class SearchSettings(ServiceSettings):
     """TCP port to listen on."""
     snapshot_dir: Path = Field(default_factory=default_snapshot_dir)
     """Directory of the collection snapshot; the index is the file ``search.npz`` in it."""
-    index_kind: Literal["flat", "ivf"] = "flat"
-    """``flat``: exact inner product; ``ivf``: inverted lists for collections of many thousands."""
+    index_kind: Literal["flat", "ivf", "auto"] = "auto"
+    """``auto``: exact until ``compress_above`` objects, then a compressed inverted file (IVF, 8-bit codes) trained
+    on the collection; ``flat``: always exact; ``ivf``: uncompressed inverted lists (``ivf_lists``, ``ivf_probe``)."""
+    compress_above: int = Field(default=50_000, ge=1000)
+    """``auto``: collection size (objects) at which the index is compressed, once."""
+    expected_size: int = Field(default=0, ge=0)
+    """``auto``: objects the collection is expected to reach (sizes the inverted lists; 0: the size at compression)."""
+    recall_target: float = Field(default=0.95, gt=0.0, le=1.0)
+    """``auto``: recall@10 against exact search that the lists visited per query are tuned to, at compression."""
     ivf_lists: int = Field(default=256, ge=1)
     """IVF: number of inverted lists (used once the collection is large enough to train them)."""
     ivf_probe: int = Field(default=16, ge=1)
