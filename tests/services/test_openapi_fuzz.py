@@ -1,8 +1,8 @@
 """Schemathesis against each service's own OpenAPI document, in process: no 5xx, every answer as documented.
 
 Bounded for CI (``FUZZ_EXAMPLES`` examples per operation, 15 by default); a longer run:
-``FUZZ_EXAMPLES=300 .venv/bin/python -m pytest tests/services/fuzz -q``. Services run with fakes (a thumbnail
-embedder, scripted gateway backends): the point is the HTTP layer, not the models.
+``FUZZ_EXAMPLES=300 .venv/bin/python -m pytest tests/services/test_openapi_fuzz.py -q``. Services run with fakes (a
+thumbnail embedder, scripted gateway backends): the point is the HTTP layer, not the models.
 """
 
 from __future__ import annotations
