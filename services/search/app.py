@@ -73,6 +73,9 @@ def info(service: Service) -> dict[str, object]:
             "size": catalog.size,
             "dimension": catalog.dimension,
             "kind": index.kind if index else catalog.kind,
+            "compressed": index.compressed if index else False,
+            "probe": index.ivf_probe if index and index.compressed else None,
+            "tuned_recall": index.tuned_recall if index else None,
             "model": index.model if index else "",
             "version": index.version if index else 0,
             "snapshot": str(catalog.path),
@@ -192,6 +195,11 @@ def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | N
         kind=settings.index_kind,
         ivf_lists=settings.ivf_lists,
         ivf_probe=settings.ivf_probe,
+        compression={
+            "compress_above": settings.compress_above,
+            "expected_size": settings.expected_size,
+            "recall_target": settings.recall_target,
+        },
         autosave=settings.autosave,
     )
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
 from services.common.atomic import file_signature
 from services.common.errors import InvalidFields, NotFound
 from services.common.schemas import ObjectMetadata
-from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ def test_health_and_info_describe_the_index(stocked, tmp_path):
 
     assert health["status"] == "healthy" and health["service"] == "search"
     assert health["checks"] == {"index_size": 5, "dimension": D}
-    assert info["index"]["size"] == 5 and info["index"]["kind"] == "flat"
+    assert info["index"]["size"] == 5 and info["index"]["kind"] == "auto" and info["index"]["compressed"] is False
     assert info["index"]["snapshot"] == str(tmp_path / "search.npz")
 
 
