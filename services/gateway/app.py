@@ -19,6 +19,7 @@ from litestar.params import FromQuery, Parameter
 from pydantic import SecretStr
 
 from services.collection.images import check_object_id
+from services.collection.report_file import CollectionReport, ReportFileError, read_report
 from services.common import errors
 from services.common.http import build_app
 from services.common.images import decode_base64, decode_image, sniff_media_type
@@ -279,11 +280,33 @@ async def delete_object(object_id: ObjectIdPath, gateway: Gateway) -> dict[str, 
     return {"deleted": object_id}
 
 
+@get(
+    "/collection/report",
+    operation_id="getCollectionReport",
+    guards=[admin_guard],
+    summary="The last collection report (artwork-matcher index doctor) of the served snapshot",
+)
+async def collection_report(gateway: Gateway) -> CollectionReport:
+    """The snapshot's ``report.json`` as ``index doctor`` saved it; 404 ``not_found`` (``details.reason``
+    ``missing`` or ``unreadable``) when there is none to serve."""
+    try:
+        report = await anyio.to_thread.run_sync(read_report, gateway.settings.snapshot_dir)
+    except ReportFileError as exc:
+        raise errors.NotFound(str(exc), details={"reason": "unreadable"}) from exc
+    if report is None:
+        raise errors.NotFound(
+            "no collection report yet: run `artwork-matcher index doctor` on the snapshot",
+            details={"reason": "missing"},
+        )
+    return report
+
+
 PUBLIC_ROUTES = (identify, health, info, list_objects, get_object, get_object_image, *WEB_ROUTES)
 """Routes anyone may call."""
 
-ADMIN_ROUTES = (add_object, replace_object, delete_object)
-"""Routes that change the collection: each carries :func:`admin_guard` (the admin key)."""
+ADMIN_ROUTES = (add_object, replace_object, delete_object, collection_report)
+"""Routes that change the collection, and the curators' collection report: each carries :func:`admin_guard` (the
+admin key)."""
 
 
 def create_app(

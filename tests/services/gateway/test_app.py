@@ -6,6 +6,14 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from services.collection.report_file import (
+    ArtworkFinding,
+    CollectionReport,
+    Flag,
+    PairFinding,
+    Thresholds,
+    write_report,
+)
 from services.decision.rule import DecisionParams
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
@@ -595,3 +603,35 @@ def test_openapi_documents_both_identify_bodies(client):
     assert body["multipart/form-data"]["schema"]["required"] == ["image"]
     assert document["components"]["schemas"]["IdentifyOptions"]["additionalProperties"] is False
     assert "multipart/form-data" in document["paths"]["/objects"]["post"]["requestBody"]["content"]
+
+
+# --- collection report ------------------------------------------------------------------------------------------
+
+
+def test_the_collection_report_needs_the_admin_key_and_says_how_to_make_one(client):
+    assert client.get("/collection/report").status_code == 401
+
+    missing = client.get("/collection/report", headers=KEY)
+
+    assert missing.status_code == 404 and missing.json()["details"] == {"reason": "missing"}
+    assert "index doctor" in missing.json()["message"]
+
+
+def test_the_collection_report_is_served_as_index_doctor_saved_it(client, tmp_path):
+    report = CollectionReport(
+        generated_at="2026-12-04T05:00:00+00:00",
+        objects=2,
+        thresholds=Thresholds(),
+        counts={"near_duplicate": 2},
+        artworks=[ArtworkFinding("mona", "Title mona", [Flag.NEAR_DUPLICATE], {"near_duplicate": "same"}, ["other"])],
+        pairs=[PairFinding(Flag.NEAR_DUPLICATE, "mona", "other", 0.97, 120)],
+    )
+    write_report(tmp_path, report)
+
+    body = client.get("/collection/report", headers=KEY).json()
+
+    assert body["pairs"] == [{"flag": "near_duplicate", "a": "mona", "b": "other", "similarity": 0.97, "inliers": 120}]
+    assert body["artworks"][0]["flags"] == ["near_duplicate"] and body["objects"] == 2
+    (tmp_path / "report.json").write_text("not json")
+    broken = client.get("/collection/report", headers=KEY)
+    assert broken.status_code == 404 and broken.json()["details"] == {"reason": "unreadable"}

@@ -40,6 +40,7 @@ def test_every_admin_route_carries_the_admin_guard_and_no_public_route_does(tmp_
         ("POST", "/objects"),
         ("PUT", "/objects/{object_id:str}"),
         ("DELETE", "/objects/{object_id:str}"),
+        ("GET", "/collection/report"),
     }
     # every other route only reads, except identifying a photo, which anyone may do
     public_writes = {key for key, has_guard in routes.items() if not has_guard and key[0] not in SAFE_METHODS}
