@@ -4,6 +4,7 @@
 import { fetchObject, identify } from './api.js';
 import { cameraProblem, cameraRunning, cameraSupported, startCamera, stopCamera } from './camera.js';
 import { startLanguages, translate } from './i18n.js';
+import { LiveScan } from './livescan.js';
 import { fromFile, grabFrame, toJpeg } from './photo.js';
 import { describeProblem } from './problems.js';
 import { setCatalogueDetails, showBusy, showFound, showNoMatch, showProblem } from './render.js';
@@ -18,11 +19,15 @@ const ui = {
   cameraStop: $('camera-stop'),
   file: $('file'),
   cameraNote: $('camera-note'),
+  scanStatus: $('scan-status'),
   result: $('result'),
   language: $('language'),
 };
 
 let lookup = null; // AbortController of the look-up in flight
+let scan = null; // the live scan while the camera is open
+// ?scan=off keeps the camera to the shutter alone (a kiosk that should not send frames by itself, or a test).
+const liveScanOn = new URLSearchParams(window.location.search).get('scan') !== 'off';
 let lastSource = 'file';
 let previewUrl = null;
 
@@ -34,6 +39,7 @@ function setState(state) {
   ui.preview.hidden = camera;
   ui.shutter.hidden = !camera;
   ui.cameraStop.hidden = !camera;
+  ui.scanStatus.hidden = !camera || !liveScanOn;
   ui.cameraStart.hidden = camera || !cameraSupported();
 }
 
@@ -58,13 +64,48 @@ async function openCamera() {
     await startCamera(ui.video);
     ui.shutter.disabled = false;
     ui.shutter.focus();
+    if (liveScanOn) startScan();
   } catch (error) {
     setState('idle');
     noteCamera(cameraProblem(error));
   }
 }
 
+/** Look up steady frames by themselves while the camera is open; the page's marks time camera-ready → answer. */
+function startScan() {
+  stopScan();
+  markTaken();
+  translate(ui.scanStatus, 'capture.scanLooking');
+  scan = new LiveScan(ui.video, {
+    identify,
+    found: showScanned,
+    status: (kind) => translate(ui.scanStatus, kind === 'moving' ? 'capture.scanMoving' : 'capture.scanLooking'),
+  });
+  window.liveScan = scan; // read by the browser tests: frames sent
+  scan.start();
+}
+
+function stopScan() {
+  scan?.stop();
+  scan = null;
+}
+
+/** A live-scanned frame was recognised: show it as a taken photo's answer. */
+function showScanned(answer, photo) {
+  stopScan();
+  lookup?.abort();
+  lookup = null;
+  stopCamera(ui.video);
+  showPreview(photo);
+  const panel = fillRooms(showFound(ui.result, answer));
+  setState('result');
+  panel.querySelector('.result-title').focus({ preventScroll: true });
+  window.scrollTo({ top: 0 });
+  markShown();
+}
+
 function closeCamera() {
+  stopScan();
   stopCamera(ui.video);
   setState('idle');
   ui.cameraStart.focus();
@@ -140,6 +181,7 @@ function again() {
 // The frame is grabbed first and encoded after the camera stops: Chromium encodes in an idle moment, and a live
 // preview leaves none (the visitor would wait up to a second more).
 function takePhoto() {
+  stopScan();
   markTaken();
   let frame;
   try {
@@ -154,6 +196,7 @@ function takePhoto() {
 
 function lookUpFile(file) {
   if (!file) return;
+  stopScan();
   markTaken();
   lastSource = 'file';
   lookUp(() => fromFile(file));

@@ -13,7 +13,9 @@ export default {
   "capture.choose": "Tria una foto",
   "capture.chooseShort": "Fotos",
   "capture.dropHint": "…o arrossega una foto a aquesta pàgina.",
-  "capture.cameraHint": "Encabeix el quadre dins del marc i prem el botó rodó.",
+  "capture.cameraHint": "Mantén el mòbil quiet amb el quadre dins del marc: es reconeix tot sol. El botó rodó fa la foto.",
+  "capture.scanLooking": "Buscant l'obra… no moguis el mòbil.",
+  "capture.scanMoving": "Mantén el mòbil quiet davant del quadre.",
   "capture.dropOverlay": "Deixa anar la foto per cercar-la",
 
   "camera.insecure": "La càmera en directe necessita una connexió segura (https). Tria una foto: al mòbil també la pots fer des d'allà.",

@@ -14,7 +14,9 @@ export default {
   "capture.choose": "Foto auswählen",
   "capture.chooseShort": "Fotos",
   "capture.dropHint": "…oder ziehen Sie ein Foto auf diese Seite.",
-  "capture.cameraHint": "Bringen Sie das Gemälde in den Rahmen und drücken Sie dann den runden Knopf.",
+  "capture.cameraHint": "Halten Sie das Telefon ruhig, mit dem Gemälde im Rahmen: Es wird von selbst erkannt. Der runde Knopf nimmt ein Foto auf.",
+  "capture.scanLooking": "Das Kunstwerk wird gesucht… bitte ruhig halten.",
+  "capture.scanMoving": "Halten Sie das Telefon ruhig auf das Gemälde.",
   "capture.dropOverlay": "Foto loslassen, um es zu suchen",
 
   "camera.insecure": "Die Live-Kamera braucht eine sichere Verbindung (https). Wählen Sie ein Foto aus – auf dem Handy können Sie dort auch eines aufnehmen.",

@@ -15,7 +15,9 @@ export default {
   "capture.choose": "Choose a photo",
   "capture.chooseShort": "Photos",
   "capture.dropHint": "…or drag a photo onto this page.",
-  "capture.cameraHint": "Fit the painting inside the frame, then press the round button.",
+  "capture.cameraHint": "Hold the phone still with the painting inside the frame: it is recognised by itself. The round button takes a photo.",
+  "capture.scanLooking": "Looking for the artwork… hold still.",
+  "capture.scanMoving": "Hold the phone still on the painting.",
   "capture.dropOverlay": "Drop the photo to look it up",
 
   "camera.insecure": "The live camera needs a secure (https) connection. Choose a photo: on a phone you can take one from there.",

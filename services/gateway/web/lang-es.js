@@ -13,7 +13,9 @@ export default {
   "capture.choose": "Elegir una foto",
   "capture.chooseShort": "Fotos",
   "capture.dropHint": "…o arrastra una foto a esta página.",
-  "capture.cameraHint": "Encaja el cuadro dentro del marco y pulsa el botón redondo.",
+  "capture.cameraHint": "Mantén el móvil quieto con el cuadro dentro del marco: se reconoce solo. El botón redondo hace la foto.",
+  "capture.scanLooking": "Buscando la obra… no muevas el móvil.",
+  "capture.scanMoving": "Mantén el móvil quieto frente al cuadro.",
   "capture.dropOverlay": "Suelta la foto para buscarla",
 
   "camera.insecure": "La cámara en directo necesita una conexión segura (https). Elige una foto: en el móvil también puedes hacerla desde ahí.",

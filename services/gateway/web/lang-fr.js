@@ -14,7 +14,9 @@ export default {
   "capture.choose": "Choisir une photo",
   "capture.chooseShort": "Photos",
   "capture.dropHint": "…ou faites glisser une photo sur cette page.",
-  "capture.cameraHint": "Placez le tableau à l'intérieur du cadre, puis appuyez sur le bouton rond.",
+  "capture.cameraHint": "Tenez le téléphone immobile, le tableau dans le cadre\u00a0: il est reconnu tout seul. Le bouton rond prend une photo.",
+  "capture.scanLooking": "Recherche de l'œuvre… ne bougez pas.",
+  "capture.scanMoving": "Tenez le téléphone immobile face au tableau.",
   "capture.dropOverlay": "Déposez la photo pour la rechercher",
 
   "camera.insecure": "L'appareil photo en direct nécessite une connexion sécurisée (https). Choisissez une photo\u00a0: sur un téléphone, vous pouvez aussi la prendre depuis ce bouton.",

@@ -32,9 +32,9 @@ export function drawScaled(source, width, height) {
   return canvas;
 }
 
-/** The canvas as a JPEG blob. */
-export async function toJpeg(canvas) {
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY));
+/** The canvas as a JPEG blob (`quality` 0–1). */
+export async function toJpeg(canvas, quality = JPEG_QUALITY) {
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', quality));
   if (!blob) throw new PhotoError('photo.unencodable');
   return blob;
 }

@@ -26,17 +26,18 @@ def wait_for_state(browser: WebDriver, *wanted: str, timeout: float = 15.0) -> s
     return state(browser)
 
 
-def open_page(browser: WebDriver, url: str, *, forget_language: bool = True) -> None:
+def open_page(browser: WebDriver, url: str, *, forget_language: bool = True, query: str = "") -> None:
     """Load the page fresh and wait until it shows in its language; drop the browser log of earlier pages.
 
     Unless told otherwise, the language a visitor chose on an earlier page is forgotten first (the page remembers it
-    in the origin's local storage), so the browser's languages decide.
+    in the origin's local storage), so the browser's languages decide. ``query`` (``?scan=off``) is appended to the
+    page's address.
     """
     browser.get("about:blank")
     browser.get_log("browser")
     if forget_language:
         browser.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": url, "storageTypes": "local_storage"})
-    browser.get(f"{url}/")
+    browser.get(f"{url}/{query}")
     wait_for_state(browser, "idle")
     WebDriverWait(browser, 10).until(
         lambda b: b.execute_script("return document.documentElement.dataset.i18nState") == "ready",

@@ -108,22 +108,26 @@ def gateway_url(backends: FakeBackends, museum_dev: Path, tmp_path_factory: pyte
     sock.close()
 
 
-def write_y4m(image: Image.Image, path: Path, frames: int = 3) -> Path:
-    """Write ``image`` as a raw YUV4MPEG2 4:2:0 video (full-range JPEG YCbCr) that Chromium's fake camera plays."""
+def write_y4m(image: Image.Image, path: Path, frames: int = 3, *, shift: float = 0.0) -> Path:
+    """Write ``image`` as a raw YUV4MPEG2 4:2:0 video (full-range JPEG YCbCr) that Chromium's fake camera plays.
+
+    With ``shift``, frame ``i`` is the image rolled sideways by ``i * shift`` of its width: a phone that moves.
+    """
     image = image.convert("RGB")
     width, height = image.width // 2 * 2, image.height // 2 * 2
-    ycc = image.crop((0, 0, width, height)).convert("YCbCr")
-    y, cb, cr = ycc.split()
+    still = np.asarray(image.crop((0, 0, width, height)))
     half = (width // 2, height // 2)
-    planes = (
-        np.asarray(y).tobytes()
-        + np.asarray(cb.resize(half, Image.Resampling.BOX)).tobytes()
-        + np.asarray(cr.resize(half, Image.Resampling.BOX)).tobytes()
-    )
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            out.write(b"FRAME\n" + planes)
+        for i in range(frames):
+            frame = Image.fromarray(np.roll(still, round(i * shift * width), axis=1))
+            y, cb, cr = frame.convert("YCbCr").split()
+            out.write(
+                b"FRAME\n"
+                + np.asarray(y).tobytes()
+                + np.asarray(cb.resize(half, Image.Resampling.BOX)).tobytes()
+                + np.asarray(cr.resize(half, Image.Resampling.BOX)).tobytes()
+            )
     return path
 
 
