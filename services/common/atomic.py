@@ -1,6 +1,7 @@
 """Atomic file replacement: write a temporary file beside the target, fsync, rename, fsync the directory.
 
-A crash at any point leaves either the previous file or the new one in place, never a torn mix.
+A crash at any point leaves either the previous file or the new one in place, never a torn mix. Readers tell a
+replaced file by its signature (:func:`file_signature`, :class:`FileWatch`).
 """
 
 from __future__ import annotations
@@ -61,3 +62,32 @@ def file_signature(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return (stat.st_mtime_ns, stat.st_size)
+
+
+class FileWatch:
+    """The version of a file this process last loaded or wrote (its :func:`file_signature`), to tell when another
+    writer has replaced it: how replicas pick up a newer snapshot without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: tuple[int, int] | None = None
+        """The signature last loaded or written here; None before either."""
+
+    def current(self) -> tuple[int, int] | None:
+        """The file's signature now; None when it does not exist."""
+        return file_signature(self.path)
+
+    def mark_written(self) -> None:
+        """Record the file as it is now, just written by this process (so it is not loaded back)."""
+        self.seen = file_signature(self.path)
+
+    def reload_if_replaced(self, load: Callable[[], object]) -> bool:
+        """Call ``load`` when the file exists and is not the version last seen; True when it was called.
+
+        ``load`` records what it read in :attr:`seen`.
+        """
+        signature = file_signature(self.path)
+        if signature is None or signature == self.seen:
+            return False
+        load()
+        return True

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from services.collection.features import FeatureSet, FeatureStore
-from services.common.atomic import file_signature
+from services.common.atomic import FileWatch
 from services.geometric.retrieval import Vote, VoteIndex
 from services.geometric.verify import PairResult, VerifyParams, verify_pair
 
@@ -20,36 +20,62 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
+VOTE_MAX_DESCRIPTORS = 8_000_000
+"""Most reference descriptors the vote index is built over at load (136 B each in memory: ~1.1 GB); above, the
+shortlist is the embedding's alone. About 16 000 references of ~500 descriptors."""
+
+
 class References:
     """Reference features with persistence after each change, pick-up of newer files, and the vote index of their
-    descriptors (the local-feature shortlist)."""
+    descriptors (the local-feature shortlist).
+
+    The features stay in their file, memory-mapped (:meth:`FeatureStore.load` ``mapped``): a reference's are read
+    when it is verified, so the service's memory does not grow with the collection; the vote index, which must hold
+    every descriptor to vote, is built only up to ``vote_max_descriptors``.
+    """
 
     def __init__(
-        self, path: Path, *, params: VerifyParams | None = None, autosave: bool = True, threads: int = 1
+        self,
+        path: Path,
+        *,
+        params: VerifyParams | None = None,
+        autosave: bool = True,
+        threads: int = 1,
+        vote_max_descriptors: int = VOTE_MAX_DESCRIPTORS,
     ) -> None:
         """Bind to ``path``; ``threads`` > 1 verifies one request's references on that many threads (OpenCV
         releases the GIL while matching and estimating)."""
         self.path = Path(path)
+        self.vote_max_descriptors = vote_max_descriptors
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="verify") if self.threads > 1 else None
         self.params = params or VerifyParams()
         self.autosave = autosave
         self.store = FeatureStore(extractor=self.params.extractor_stamp())
         self.votes = VoteIndex(ratio=self.params.vote_ratio)
-        self._signature: tuple[int, int] | None = None
+        self._watch = FileWatch(self.path)
         self._lock = threading.Lock()
 
     def load(self) -> None:
         """Load the features file if there is one."""
-        signature = file_signature(self.path)
+        signature = self._watch.current()
         if signature is None:
             log.info("no features at %s: starting empty", self.path)
             return
-        store = FeatureStore.load(self.path, extractor=self.params.extractor_stamp())
+        store = FeatureStore.load(self.path, extractor=self.params.extractor_stamp(), mapped=True)
         votes = VoteIndex(ratio=self.params.vote_ratio)
-        votes.rebuild(store.items())
+        total = store.keypoints_total()
+        if total <= self.vote_max_descriptors:
+            votes.rebuild(store.items())
+        else:
+            log.warning(
+                "%d reference descriptors exceed vote_max_descriptors %d: no vote shortlist, the embedding's only",
+                total,
+                self.vote_max_descriptors,
+            )
+        store.release()
         self.store, self.votes = store, votes
-        self._signature = signature
+        self._watch.seen = signature
         log.info(
             "loaded features of %d references from %s (vote index: %s, %d descriptors)",
             len(store),
@@ -59,12 +85,8 @@ class References:
         )
 
     def reload_if_changed(self) -> bool:
-        """Load the file again when another writer replaced it."""
-        signature = file_signature(self.path)
-        if signature is None or signature == self._signature:
-            return False
-        self.load()
-        return True
+        """Load the file again when another writer replaced it; True when reloaded."""
+        return self._watch.reload_if_replaced(self.load)
 
     def put(self, object_id: str, features: FeatureSet) -> None:
         """Store (or replace) a reference's features and save."""
@@ -121,4 +143,4 @@ class References:
     def _save(self) -> None:
         if self.autosave:
             self.store.save(self.path)
-            self._signature = file_signature(self.path)
+            self._watch.mark_written()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
-from services.common.atomic import file_signature
+from services.common.atomic import FileWatch
 from services.common.errors import InvalidFields, NotFound
 from services.common.schemas import ObjectMetadata
 
@@ -43,7 +43,7 @@ class LiveIndex:
         self.compression = dict(compression or {})
         self.autosave = autosave
         self.index: VectorIndex | None = None
-        self._signature: tuple[int, int] | None = None
+        self._watch = FileWatch(self.path)
         self._save_lock = threading.Lock()
         self._saved_version = -1
 
@@ -59,23 +59,19 @@ class LiveIndex:
 
     def load(self) -> bool:
         """Load the snapshot if present; True when one was loaded."""
-        signature = file_signature(self.path)
+        signature = self._watch.current()
         if signature is None:
             log.info("no snapshot at %s: starting empty", self.path)
             return False
         self.index = VectorIndex.load(self.path)
-        self._signature = signature
+        self._watch.seen = signature
         self._saved_version = self.index.version
         log.info("loaded %d objects from %s", len(self.index), self.path)
         return True
 
     def reload_if_changed(self) -> bool:
         """Load the snapshot again when another writer replaced it; True when reloaded."""
-        signature = file_signature(self.path)
-        if signature is None or signature == self._signature:
-            return False
-        self.load()
-        return True
+        return self._watch.reload_if_replaced(self.load)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """Top-k per vector; an empty index answers empty lists."""
@@ -149,7 +145,7 @@ class LiveIndex:
                 return self._saved_version
             version = self.index.save(self.path)
             self._saved_version = version
-            self._signature = file_signature(self.path)
+            self._watch.mark_written()
             return version
 
     def _autosave(self) -> None:

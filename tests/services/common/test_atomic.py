@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from services.common.atomic import atomic_write, atomic_write_bytes, file_signature
+from services.common.atomic import FileWatch, atomic_write, atomic_write_bytes, file_signature
 
 
 def _debris(directory):
@@ -83,3 +83,27 @@ def test_file_signature_is_none_for_a_missing_file_and_changes_with_the_content(
 
     assert first is not None and first[1] == 3
     assert file_signature(target) != first
+
+
+def test_file_watch_loads_a_replaced_file_once_and_never_its_own_writes_or_a_missing_file(tmp_path):
+    target = tmp_path / "snapshot.bin"
+    watch = FileWatch(target)
+    loads: list[bytes] = []
+
+    def load() -> None:
+        watch.seen = watch.current()
+        loads.append(target.read_bytes())
+
+    assert watch.reload_if_replaced(load) is False  # no file yet
+
+    atomic_write_bytes(target, b"from another writer")
+    assert watch.reload_if_replaced(load) is True
+    assert watch.reload_if_replaced(load) is False  # the same version again
+
+    atomic_write_bytes(target, b"ours")
+    watch.mark_written()
+    assert watch.reload_if_replaced(load) is False  # our own write is not loaded back
+
+    atomic_write_bytes(target, b"a newer one from another writer")
+    assert watch.reload_if_replaced(load) is True
+    assert loads == [b"from another writer", b"a newer one from another writer"]
