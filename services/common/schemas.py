@@ -169,11 +169,27 @@ class Features(Struct, forbid_unknown_fields=True):
 
 class ExtractRequest(Struct, forbid_unknown_fields=True):
     """An image, base64; ``fine``: also return a finer feature set (more keypoints at a higher resolution);
-    ``shortlist``: also return up to this many references that the image's descriptors vote for."""
+    ``shortlist``: also return up to this many references that the image's descriptors vote for; ``paintings``:
+    also locate the framed paintings in it."""
 
     image: str
     fine: bool = False
     shortlist: Annotated[int, Meta(ge=0, le=K_MAX)] = 0
+    paintings: bool = False
+
+
+Corner = Annotated[list[Annotated[float, Meta(ge=-1.0, le=2.0)]], Meta(min_length=2, max_length=2)]
+"""A point ``[x, y]`` as fractions of the photo's width and height (a located painting may reach past the edge)."""
+
+
+class LocatedPainting(Struct):
+    """A framed painting the localiser found in the photo: ``corners`` clockwise from the top-left, ``box`` their
+    bounding box ``[x0, y0, x1, y1]`` clipped to the photo (fractions of its width and height), ``score`` how well
+    the quadrilateral fits the outline found (0..1)."""
+
+    corners: list[Corner]
+    box: list[float]
+    score: float
 
 
 class ShortlistVote(Struct):
@@ -192,6 +208,7 @@ class ExtractResponse(Struct):
     processing_time_ms: float
     fine: Features | None = None
     shortlist: list[ShortlistVote] = msgspec.field(default_factory=list)
+    paintings: list[LocatedPainting] = msgspec.field(default_factory=list)
 
 
 class MatchRequest(Struct, forbid_unknown_fields=True):
@@ -224,7 +241,9 @@ class MatchResult(Struct):
     ``score``: inliers in excess of what chance gives for this reference, in 0..1; ``reason`` says why a pair was
     not verified (``too_few_matches``, ``no_homography``, ``degenerate_homography``, ``too_few_inliers``,
     ``inliers_on_border``, ``unknown_reference``); ``interior_inliers``: inliers on the painting itself, away from
-    the reference's border band (frames repeat across a collection and prove nothing alone).
+    the reference's border band (frames repeat across a collection and prove nothing alone); ``painting``: the
+    index of the located painting whose rectified crop it was verified against (``/match/paintings``), null for the
+    whole photo. ``homography`` and ``query_box`` are in the frame of the photo's standard features either way.
     """
 
     reference_id: str
@@ -239,12 +258,47 @@ class MatchResult(Struct):
     query_box: list[float] | None = None
     interior_inliers: int = 0
     fine: bool = False
+    painting: int | None = None
 
 
 class MatchBatchResponse(Struct):
     """One result per requested reference, in request order."""
 
     results: list[MatchResult]
+    processing_time_ms: float
+
+
+class PaintingQuery(Struct, forbid_unknown_fields=True):
+    """A located painting to look at closely: its ``corners`` (as ``LocatedPainting.corners``) and references to
+    verify against it besides those its own descriptors vote for."""
+
+    corners: Annotated[list[Corner], Meta(min_length=4, max_length=4)]
+    reference_ids: Annotated[list[ObjectId], Meta(max_length=K_MAX)] = msgspec.field(default_factory=list)
+
+
+class MatchPaintingsRequest(Struct, forbid_unknown_fields=True):
+    """Verify located paintings of a photo one by one: each is rectified (its perspective undone) at a higher
+    resolution than the whole photo is described at, its features vote over the collection, and its ``shortlist``
+    most-voted references (plus its ``reference_ids``) are verified against it."""
+
+    image: str
+    paintings: Annotated[list[PaintingQuery], Meta(min_length=1, max_length=8)]
+    shortlist: Annotated[int, Meta(ge=0, le=20)] = 4
+
+
+class PaintingMatches(Struct):
+    """One located painting's outcome: its keypoints, the references its descriptors voted for (most first) and the
+    verification of each reference checked (``painting`` set, boxes in the photo)."""
+
+    keypoints: int
+    shortlist: list[ShortlistVote]
+    results: list[MatchResult]
+
+
+class MatchPaintingsResponse(Struct):
+    """One entry per requested painting, in request order, and the time taken."""
+
+    paintings: list[PaintingMatches]
     processing_time_ms: float
 
 
@@ -281,7 +335,8 @@ class IdentifyRequest(Struct, forbid_unknown_fields=True):
 
 
 class Match(Struct):
-    """One identified artwork."""
+    """One identified artwork; ``query_box`` is where it lies in the photo, ``[x0, y0, x1, y1]`` fractions of its
+    width and height, null when it was not located (an embedding-only answer)."""
 
     object_id: str
     name: str
@@ -292,6 +347,7 @@ class Match(Struct):
     geometric_score: float | None
     verification_method: VerificationMethod
     image_url: str
+    query_box: list[float] | None = None
 
 
 class Timing(Struct):
@@ -333,6 +389,10 @@ class CandidateEvidence(Struct):
     query_box: Annotated[
         list[float] | None, _doc("Where the painting lies in the photo, [x0, y0, x1, y1] fractions (4 decimals).")
     ] = None
+    painting: Annotated[
+        int | None,
+        _doc("Index in debug.paintings of the located painting whose rectified crop verified it; null: whole photo."),
+    ] = None
 
     @property
     def checked(self) -> bool:
@@ -346,6 +406,14 @@ class IdentifyDebug(Struct):
     regions: Annotated[int, _doc("Regions of the photo embedded, the whole photo included.")]
     candidates: Annotated[list[CandidateEvidence], _doc("Every candidate's evidence, best similarity first.")]
     threshold: Annotated[float, _doc("The least confidence an answer needed (the request's, else the gateway's).")]
+    paintings: Annotated[
+        list[LocatedPainting],
+        _doc("The framed paintings the localiser found in the photo (empty when verification did not run)."),
+    ] = msgspec.field(default_factory=list)
+    looked_closer: Annotated[
+        list[int],
+        _doc("Indexes in paintings of those rectified and verified alone (no verified box held them)."),
+    ] = msgspec.field(default_factory=list)
 
 
 class IdentifyResponse(Struct):

@@ -43,6 +43,7 @@ def evidence_of(candidate: Candidate) -> CandidateEvidence:
         score=round(g.score, 4),
         fine=g.fine,
         query_box=[round(v, 4) for v in g.query_box] if g.query_box is not None else None,
+        painting=g.painting,
     )
 
 
@@ -65,6 +66,7 @@ def candidate_of(row: CandidateEvidence) -> Candidate:
             query_box=row.query_box,
             interior_inliers=row.interior_inliers or 0,
             fine=bool(row.fine),
+            painting=row.painting,
         )
     return Candidate(row.object_id, row.similarity, None, geometric, row.votes, row.embedding_rank)
 

@@ -31,8 +31,11 @@ from services.common.schemas import (
     Features,
     MatchBatchRequest,
     MatchBatchResponse,
+    MatchPaintingsRequest,
+    MatchPaintingsResponse,
     ObjectList,
     ObjectMetadata,
+    PaintingQuery,
     ReferenceInfo,
     ReferenceRequest,
     SearchRequest,
@@ -299,11 +302,21 @@ class GeometricClient(BackendClient):
 
     name = "geometric"
 
-    async def extract(self, image_b64: str, *, fine: bool = False, shortlist: int = 0) -> ExtractResponse:
-        """Local features of the query image (and its finer set, with ``fine``; and up to ``shortlist`` references
-        its descriptors vote for)."""
-        body = ExtractRequest(image=image_b64, fine=fine, shortlist=shortlist)
+    async def extract(
+        self, image_b64: str, *, fine: bool = False, shortlist: int = 0, paintings: bool = False
+    ) -> ExtractResponse:
+        """Local features of the query image (and its finer set, with ``fine``; up to ``shortlist`` references
+        its descriptors vote for; with ``paintings``, the framed paintings located in it)."""
+        body = ExtractRequest(image=image_b64, fine=fine, shortlist=shortlist, paintings=paintings)
         return await self.request("POST", "/extract", ExtractResponse, body=body, idempotent=True)
+
+    async def match_paintings(
+        self, image_b64: str, paintings: list[PaintingQuery], *, shortlist: int
+    ) -> MatchPaintingsResponse:
+        """Rectify each located painting, verify against it the ``shortlist`` references its features vote for
+        (and its own ``reference_ids``); results in the photo's frame."""
+        body = MatchPaintingsRequest(image=image_b64, paintings=paintings, shortlist=shortlist)
+        return await self.request("POST", "/match/paintings", MatchPaintingsResponse, body=body, idempotent=True)
 
     async def match_batch(
         self, query: Features, reference_ids: list[str], *, fine: Features | None = None, fine_first: int = 0

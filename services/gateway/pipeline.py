@@ -19,6 +19,7 @@ from services.common.schemas import (
     IdentifyDebug,
     IdentifyOptions,
     IdentifyResponse,
+    LocatedPainting,
     Match,
     MatchResult,
     ObjectMetadata,
@@ -29,6 +30,7 @@ from services.common.schemas import (
 from services.decision.evidence import evidence_of
 from services.decision.rule import Candidate, Decision, DecisionParams, Scored, decide
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
+from services.gateway.looks import PaintingLooks, merge, queries, unexplained, verified_results
 from services.gateway.regions import propose_regions
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ def to_match(scored: Scored) -> Match:
         geometric_score=round(c.geometric.score, 4) if c.geometric is not None else None,
         verification_method=VerificationMethod.GEOMETRIC if scored.geometric else VerificationMethod.EMBEDDING_ONLY,
         image_url=f"/objects/{c.object_id}/image",
+        query_box=_box_of(c) if scored.geometric else None,
     )
 
 
@@ -97,6 +100,7 @@ class IdentifyPipeline:
         default_k: int = 5,
         fine_candidates: int = 0,
         shortlist: int = 10,
+        looks: PaintingLooks | None = None,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
@@ -106,6 +110,7 @@ class IdentifyPipeline:
         self.default_k = default_k
         self.fine_candidates = fine_candidates
         self.shortlist = shortlist
+        self.looks = looks or PaintingLooks()
 
     async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
         """Identify the artworks in a decoded, upright RGB photo."""
@@ -116,7 +121,11 @@ class IdentifyPipeline:
         embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
         extract_task = (
             asyncio.create_task(
-                self._timed(self.geometric.extract(payload, fine=self.fine_candidates > 0, shortlist=self.shortlist))
+                self._timed(
+                    self.geometric.extract(
+                        payload, fine=self.fine_candidates > 0, shortlist=self.shortlist, paintings=self.looks.looks > 0
+                    )
+                )
             )
             if options.geometric_verification
             else None
@@ -159,8 +168,50 @@ class IdentifyPipeline:
                     raise
                 degradation = f"geometric verification unavailable: {exc.message}"
         use_geometric = features is not None and degradation is None
+        looked: list[int] = []
+        if use_geometric and features is not None:
+            candidates, looked = await self._look_closer(payload, features, candidates, embedded.embeddings, k, stages)
         decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
-        return self._response(decision, candidates, options, stages, started, degradation, use_geometric, regions)
+        located = features.paintings if features is not None else []
+        return self._response(
+            decision, candidates, options, stages, started, degradation, use_geometric, regions, (located, looked)
+        )
+
+    async def _look_closer(
+        self,
+        payload: str,
+        features: ExtractResponse,
+        candidates: list[Candidate],
+        vectors: list[list[float]],
+        k: int,
+        stages: _Stages,
+    ) -> tuple[list[Candidate], list[int]]:
+        """Verify the located paintings no verified candidate covers on their own rectified crops (``looks.py``);
+        a failure of this optional step keeps the whole photo's answer."""
+        chosen = unexplained(features.paintings, candidates, self.looks)
+        if not chosen:
+            return candidates, []
+        try:
+            response, look_ms = await self._timed(
+                self.geometric.match_paintings(
+                    payload, queries(features.paintings, chosen, candidates), shortlist=self.looks.shortlist
+                )
+            )
+            stages.geometric_ms += look_ms
+            found = verified_results(response, chosen)
+            known = {c.object_id for c in candidates}
+            new = [object_id for object_id in found if object_id not in known]
+            hits: dict[str, SearchHit] = {}
+            if new:
+                scored, search_ms = await self._timed(self.search.search(vectors, 1, new))
+                stages.search_ms += search_ms
+                hits = {h.object_id: h for h in scored.included}
+        except errors.ServiceError as exc:
+            if exc.status < 500:
+                raise
+            log.warning("closer look at located paintings skipped: %s", exc.message)
+            return candidates, []
+        return merge(candidates, found, hits), chosen
 
     def _prepare(self, image: Image.Image) -> tuple[str, list[list[float]]]:
         """The downscaled photo as base64 JPEG, and the regions to embed (CPU work, run off the event loop)."""
@@ -183,6 +234,7 @@ class IdentifyPipeline:
         degradation: str | None,
         use_geometric: bool,
         regions: list[list[float]],
+        paintings: tuple[list[LocatedPainting], list[int]] = ([], []),
     ) -> IdentifyResponse:
         matches = [to_match(s) for s in decision.matches]
         skipped = not options.geometric_verification
@@ -207,12 +259,20 @@ class IdentifyPipeline:
                 regions=len(regions),
                 candidates=[evidence_of(c) for c in candidates],
                 threshold=decision.threshold,
+                paintings=paintings[0],
+                looked_closer=paintings[1],
             ),
             geometric_skipped=skipped or not use_geometric,
             geometric_skip_reason="disabled by request" if skipped else (degradation if not use_geometric else None),
             degraded=degradation is not None,
             degradation_reason=degradation,
         )
+
+
+def _box_of(candidate: Candidate) -> list[float] | None:
+    """Where a verified candidate lies in the photo, rounded for the answer."""
+    g = candidate.geometric
+    return [round(v, 4) for v in g.query_box] if g is not None and g.query_box is not None else None
 
 
 def _attach(candidates: list[Candidate], results: list[MatchResult]) -> list[Candidate]:

@@ -24,6 +24,7 @@ from services.common.errors import NotReady
 from services.common.observability import ServiceMetrics
 from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.collection import CollectionManager
+from services.gateway.looks import PaintingLooks
 from services.gateway.pipeline import IdentifyPipeline
 from services.gateway.security import API_KEY_HEADER, AdmissionGate, RateLimiter, check_api_key
 from services.gateway.settings import GatewaySettings
@@ -162,6 +163,7 @@ async def open_gateway(
             default_k=settings.default_k,
             fine_candidates=settings.fine_candidates,
             shortlist=settings.shortlist,
+            looks=PaintingLooks(settings.painting_looks, settings.painting_shortlist, settings.painting_max_area),
         )
         state = GatewayState(
             settings=settings,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, TypeAlias
 
 import anyio
+import msgspec
 import numpy as np
 from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
@@ -31,18 +32,29 @@ from services.common.schemas import (
     HealthStatus,
     MatchBatchRequest,
     MatchBatchResponse,
+    MatchPaintingsRequest,
+    MatchPaintingsResponse,
     MatchRequest,
     MatchResult,
+    PaintingMatches,
     ReferenceInfo,
     ReferenceRequest,
     ShortlistVote,
 )
 from services.common.service import background, redact, watch_file
 from services.common.version import __version__
+from services.geometric.localise import locate_paintings
+from services.geometric.paintings import look_closer
 from services.geometric.references import References
 from services.geometric.settings import GeometricSettings
 from services.geometric.verify import extract_features
-from services.geometric.wire import features_from_wire, features_to_wire, result_to_wire
+from services.geometric.wire import (
+    corners_from_wire,
+    features_from_wire,
+    features_to_wire,
+    painting_to_wire,
+    result_to_wire,
+)
 
 ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
@@ -95,11 +107,15 @@ Service: TypeAlias = NamedDependency[GeometricState]
 
 @get("/health", operation_id="health", summary="Liveness and reference count", sync_to_thread=False)
 def health(service: Service) -> Health:
+    """Healthy while the service runs; reports how many references have stored features."""
     return Health(HealthStatus.HEALTHY, "geometric", __version__, {"references": len(service.references.store)})
 
 
 @get("/info", operation_id="info", summary="Verification parameters and settings", sync_to_thread=False)
 def info(service: Service) -> dict[str, object]:
+    """The verification parameters in force, the extractor stamp the stored features must carry, the vote index and
+    the settings.
+    """
     refs = service.references
     return {
         "service": "geometric",
@@ -115,17 +131,23 @@ def info(service: Service) -> dict[str, object]:
 @post(
     "/extract",
     operation_id="extract",
-    summary="Local features of an image, and the references they vote for",
+    summary="Local features of an image, the references they vote for, and the paintings located in it",
     status_code=200,
     sync_to_thread=True,
 )
 def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse:
+    """Local features of a base64 image (with `fine`, also its finer set), with `shortlist` the stored references
+    its descriptors vote for most, best first, and with `paintings` the framed paintings located in it.
+    """
     started = time.perf_counter()
-    features, fine = _query_features(service, _pixels(service, data.image), fine=data.fine)
+    pixels = _pixels(service, data.image)
+    features, fine = _query_features(service, pixels, fine=data.fine)
     wired_fine = features_to_wire(fine) if fine is not None else None
     votes = service.references.shortlist(features, data.shortlist) if data.shortlist else []
     shortlist = [ShortlistVote(v.object_id, v.votes) for v in votes]
-    return ExtractResponse(features_to_wire(features), (time.perf_counter() - started) * 1000, wired_fine, shortlist)
+    located = [painting_to_wire(q) for q in locate_paintings(pixels)] if data.paintings else []
+    elapsed = (time.perf_counter() - started) * 1000
+    return ExtractResponse(features_to_wire(features), elapsed, wired_fine, shortlist, located)
 
 
 @post(
@@ -136,6 +158,9 @@ def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse
     sync_to_thread=True,
 )
 def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
+    """Verify one query (its features, or an image to extract them from) against one stored reference: the
+    homography's inliers and whether it counts as verified.
+    """
     query, _ = _query(service, data.query, data.image)
     [(object_id, result)] = service.references.verify(query, [data.reference_id])
     return result_to_wire(object_id, result)
@@ -149,11 +174,38 @@ def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
     sync_to_thread=True,
 )
 def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBatchResponse:
+    """Verify one query against several stored references in one call, each answered as by `match`; each of the
+    first `fine_first` references that does not verify is tried again against the query's finer features.
+    """
     started = time.perf_counter()
     query, fine = _query(service, data.query, data.image, fine_query=data.fine_query, fine=data.fine_first > 0)
     verified = service.references.verify(query, list(data.reference_ids), fine=fine, fine_first=data.fine_first)
     results = [result_to_wire(i, r) for i, r in verified]
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
+
+
+@post(
+    "/match/paintings",
+    operation_id="matchPaintings",
+    summary="Rectify located paintings and verify each against the references its own features vote for",
+    status_code=200,
+    sync_to_thread=True,
+)
+def match_paintings(data: JSONBody[MatchPaintingsRequest], service: Service) -> MatchPaintingsResponse:
+    """Look closer at located paintings of a base64 photo: each is rectified at a higher resolution than the whole
+    photo is described at, its descriptors vote over the collection, and its `shortlist` most-voted references plus
+    its `reference_ids` are verified against it; homographies and boxes are given in the photo.
+    """
+    started = time.perf_counter()
+    pixels = _pixels(service, data.image)
+    answers = []
+    for index, painting in enumerate(data.paintings):
+        corners = corners_from_wire(painting.corners, field=f"paintings[{index}].corners")
+        look = look_closer(service.references, pixels, corners, list(painting.reference_ids), data.shortlist)
+        results = [msgspec.structs.replace(result_to_wire(i, r), painting=index) for i, r in look.results]
+        shortlist = [ShortlistVote(v.object_id, v.votes) for v in look.votes]
+        answers.append(PaintingMatches(look.keypoints, shortlist, results))
+    return MatchPaintingsResponse(answers, (time.perf_counter() - started) * 1000)
 
 
 @get(
@@ -163,6 +215,7 @@ def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBat
     sync_to_thread=False,
 )
 def get_reference(object_id: ObjectIdPath, service: Service) -> ReferenceInfo:
+    """How many keypoints are stored for a reference; 404 when it has none."""
     features = service.references.store.get(object_id)
     if features is None:
         raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
@@ -176,6 +229,7 @@ def get_reference(object_id: ObjectIdPath, service: Service) -> ReferenceInfo:
     sync_to_thread=True,
 )
 def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], service: Service) -> ReferenceInfo:
+    """Extract a reference's features from its base64 image and store them (replacing any), saved at once."""
     features = extract_features(_pixels(service, data.image), service.references.params, reference=True)
     service.references.put(object_id, features)
     return ReferenceInfo(object_id, len(features.keypoints))
@@ -189,6 +243,7 @@ def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], ser
     sync_to_thread=True,
 )
 def delete_reference(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
+    """Forget a reference's features, saved at once; 404 when it had none."""
     if not service.references.remove(object_id):
         raise NotFound(f"no reference features for {object_id!r}", details={"object_id": object_id})
     return {"deleted": object_id}
@@ -207,7 +262,17 @@ def create_app(settings: GeometricSettings | None = None, *, references: Referen
             "homography verification (ratio test + MAGSAC++) against references."
         ),
         version=__version__,
-        route_handlers=[health, info, extract, match, match_batch, get_reference, put_reference, delete_reference],
+        route_handlers=[
+            health,
+            info,
+            extract,
+            match,
+            match_batch,
+            match_paintings,
+            get_reference,
+            put_reference,
+            delete_reference,
+        ],
         lifespan=[_lifespan(settings, references, count)],
         max_body_bytes=settings.max_body_bytes,
         dependencies={STATE_KEY: Provide(_provide_state, sync_to_thread=False)},
@@ -226,7 +291,12 @@ def _lifespan(
         async with contextlib.AsyncExitStack() as stack:
             refs = given
             if refs is None:
-                refs = References(settings.features_file, autosave=settings.autosave, threads=settings.verify_threads)
+                refs = References(
+                    settings.features_file,
+                    autosave=settings.autosave,
+                    threads=settings.verify_threads,
+                    vote_max_descriptors=settings.vote_max_descriptors,
+                )
                 stack.push_async_callback(anyio.to_thread.run_sync, refs.close)
             loaded = refs
             count.set_function(lambda: float(len(loaded.store)))

@@ -7,7 +7,8 @@ import numpy as np
 from services.collection.features import DESCRIPTOR_SIZE, FeatureSet
 from services.common.arrays import decode_array, encode_array
 from services.common.errors import InvalidFields
-from services.common.schemas import Features, MatchResult
+from services.common.schemas import Features, LocatedPainting, MatchResult
+from services.geometric.localise import Quad
 from services.geometric.verify import PairResult
 
 SCORE_HALF_INLIERS = 25.0
@@ -56,3 +57,31 @@ def result_to_wire(object_id: str, result: PairResult | None) -> MatchResult:
         interior_inliers=result.interior_inliers,
         fine=result.fine,
     )
+
+
+def painting_to_wire(quad: Quad) -> LocatedPainting:
+    """A located painting (:class:`Quad`) as its wire form, rounded to 4 decimals."""
+    return LocatedPainting(
+        corners=[[round(float(x), 4), round(float(y), 4)] for x, y in quad.corners],
+        box=[round(v, 4) for v in quad.box],
+        score=round(quad.score, 4),
+    )
+
+
+def corners_from_wire(corners: list[list[float]], *, field: str) -> np.ndarray:
+    """Client-sent painting corners as a (4, 2) float64 array, checked to outline a convex quadrilateral of some
+    area (a point, a line or a bow tie cannot be rectified).
+
+    Raises:
+        InvalidFields: the corners do not outline a convex quadrilateral.
+    """
+    points = np.asarray(corners, dtype=np.float64).reshape(4, 2)
+    edges = np.roll(points, -1, axis=0) - points
+    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    area = abs(float(np.sum(points[:, 0] * np.roll(points[:, 1], -1) - np.roll(points[:, 0], -1) * points[:, 1]))) / 2
+    if not np.isfinite(points).all() or area < 1e-5 or not (np.all(turns > 0) or np.all(turns < 0)):
+        raise InvalidFields(
+            f"{field} must outline a convex quadrilateral with some area, corners in order",
+            details={"field": field},
+        )
+    return points

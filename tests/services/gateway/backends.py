@@ -59,7 +59,9 @@ class Backends:
     dicts by id); ``geometric``: match results by id (missing ids answer ``rejected``); ``fail``: per service (or
     ``"service /path"``), an exception class to raise or a handler to answer instead; ``health``: per service, its
     ``/health`` status; ``votes``: (object_id, votes) the geometric service's local-feature shortlist answers;
-    ``scores``: search's score of an object it is asked to ``include`` (default 0.1 for catalogued objects).
+    ``scores``: search's score of an object it is asked to ``include`` (default 0.1 for catalogued objects);
+    ``paintings``: boxes ``[x0, y0, x1, y1]`` of the paintings ``/extract`` locates; ``looks``: results by id of
+    ``/match/paintings`` (missing ids answer ``rejected``), which votes ``look_votes`` for every painting.
     """
 
     hits: list[tuple[str, float]] = field(default_factory=list)
@@ -69,6 +71,9 @@ class Backends:
     health: dict[str, str] = field(default_factory=dict)
     votes: list[tuple[str, int]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    paintings: list[list[float]] = field(default_factory=list)
+    looks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    look_votes: list[tuple[str, int]] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -164,7 +169,14 @@ class Backends:
             fine = {**features, "width": 128, "height": 96} if body.get("fine") else None
             shortlist = [{"reference_id": i, "votes": v} for i, v in self.votes[: body.get("shortlist", 0)]]
             answer = {"features": features, "processing_time_ms": 1.0, "fine": fine, "shortlist": shortlist}
+            if body.get("paintings"):
+                answer["paintings"] = [
+                    {"corners": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "box": [x0, y0, x1, y1], "score": 0.9}
+                    for x0, y0, x1, y1 in self.paintings
+                ]
             return httpx.Response(200, json=answer)
+        if path == "/match/paintings":
+            return httpx.Response(200, json=self._looks(body))
         if path == "/match/batch":
             results = [self.geometric.get(i, rejected(i)) for i in body["reference_ids"]]
             return httpx.Response(200, json={"results": results, "processing_time_ms": 1.0})
@@ -172,3 +184,13 @@ class Backends:
         if method == "PUT":
             return httpx.Response(200, json={"reference_id": object_id, "count": 500})
         return httpx.Response(200, json={"deleted": object_id})
+
+    def _looks(self, body: Any) -> dict[str, Any]:
+        answers = []
+        for index, painting in enumerate(body["paintings"]):
+            votes = self.look_votes[: body["shortlist"]]
+            ids = list(dict.fromkeys([*(i for i, _ in votes), *painting["reference_ids"]]))
+            results = [self.looks.get(i, rejected(i)) | {"painting": index} for i in ids]
+            shortlist = [{"reference_id": i, "votes": v} for i, v in votes]
+            answers.append({"keypoints": 900, "shortlist": shortlist, "results": results})
+        return {"paintings": answers, "processing_time_ms": 1.0}
