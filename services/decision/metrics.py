@@ -59,6 +59,8 @@ class Answer:
         timing: latency per stage, milliseconds.
         error: why the request failed, if it did (then there are no matches).
         degraded: the gateway answered without geometric verification although it was asked for.
+        paintings: boxes ``(x0, y0, x1, y1)`` of the paintings the localiser found (``debug.paintings``).
+        looked_closer: indexes in ``paintings`` of those verified on their own rectified crop.
     """
 
     matches: tuple[tuple[str, float], ...] = ()
@@ -66,6 +68,8 @@ class Answer:
     timing: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
     degraded: bool = False
+    paintings: tuple[tuple[float, ...], ...] = ()
+    looked_closer: tuple[int, ...] = ()
 
     def named(self, threshold: float) -> list[tuple[str, float]]:
         """The matches the gateway gives at ``threshold``."""

@@ -145,7 +145,14 @@ def to_answer(body: IdentifyResponse, request_ms: float) -> Answer:
     matches = tuple((m.object_id, m.confidence) for m in body.matches)
     timing = {k: float(v) for k, v in msgspec.structs.asdict(body.timing).items()}
     timing["request_ms"] = request_ms
-    return Answer(matches=matches, candidates=tuple(body.debug.candidates), timing=timing, degraded=body.degraded)
+    return Answer(
+        matches=matches,
+        candidates=tuple(body.debug.candidates),
+        timing=timing,
+        degraded=body.degraded,
+        paintings=tuple(tuple(p.box) for p in body.debug.paintings),
+        looked_closer=tuple(body.debug.looked_closer),
+    )
 
 
 def collect(
@@ -195,6 +202,8 @@ def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:
         "timing": dict(answer.timing),
         "error": answer.error,
         "degraded": answer.degraded,
+        "paintings": [list(box) for box in answer.paintings],
+        "looked_closer": list(answer.looked_closer),
     }
 
 
@@ -212,5 +221,7 @@ def from_record(record: dict[str, Any]) -> tuple[LabelledPhoto, Answer]:
         timing=record.get("timing") or {},
         error=record.get("error"),
         degraded=bool(record.get("degraded")),
+        paintings=tuple(tuple(float(v) for v in box) for box in record.get("paintings") or ()),
+        looked_closer=tuple(int(i) for i in record.get("looked_closer") or ()),
     )
     return photo, answer

@@ -38,6 +38,7 @@ from tools.cli.collect import (
     prepare_snapshot,
     workdir,
 )
+from tools.cli.localisation import localiser_summary
 
 MODES = ("full", "embedding_only")
 
@@ -71,6 +72,7 @@ def mode_result(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thre
         "overall": summary_dict(summarise(photos, answers, threshold)),
         "groups": {g: summary_dict(s) for g, s in by_group(photos, answers, threshold).items()},
         "stages": stage_breakdown(photos, answers, threshold),
+        "localiser": localiser_summary(photos, answers),
         "latency": latency(answers),
         "failures": failures(photos, answers, threshold),
         "sweep": [asdict(p) for p in precision_coverage(photos, answers)],

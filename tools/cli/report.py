@@ -7,6 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tools.cli import localisation
+
+LOCALISER_NOTE = (
+    "Labelled paintings placed (their reference verified, so its outline in the photo is known), found (a box of "
+    "the localiser is the same painting: each holds half of the other), the localiser's boxes and those that match "
+    "no verified artwork (false boxes, or paintings the collection or the labels do not hold), located paintings "
+    "looked at closer (rectified and verified alone) and labelled paintings recovered that way."
+)
 RATE_NAMES = {
     "top1": "top-1 (photos showing a collection artwork)",
     "no_match": 'correct "no match" (photos showing none)',
@@ -153,6 +161,8 @@ def markdown(result: Mapping[str, Any]) -> str:
                 "",
                 *_stages(r["stages"]),
             ]
+        if r.get("localiser"):
+            lines += ["### Painting localiser", "", LOCALISER_NOTE, "", *localisation.markdown(r["localiser"])]
         lines += ["### Latency", "", *_latency(r["latency"])]
         lines += ["### Precision versus coverage", ""]
         lines += [f"Operating point: coverage {pct(op['coverage'])}, precision {pct(op['precision'])}.", ""]
