@@ -8,6 +8,10 @@ uint8 array.
 
 This module owns the file format and the :class:`FeatureSet` array contract; it needs only NumPy (the extractor,
 with OpenCV, is the geometric service's ``verify.py``). Used by the geometric service and ``index build``.
+
+Loaded ``mapped``, the file's arrays stay on disk, memory-mapped (:mod:`services.collection.feature_map`), and a
+reference's features are read when asked for: the store's memory then does not grow with the collection. A save
+streams the references into the file one at a time (never all of them concatenated in memory).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from services.collection.feature_map import LayeredItems, MappedFile, MappedItems
 from services.common.atomic import atomic_write, file_signature
 
 __all__ = [
@@ -146,17 +151,25 @@ class FeatureStore:
         """Store the features of ``object_id``, replacing any previous ones."""
         _check_entry(object_id, features)
         with self._write_lock:
-            items = dict(self._snapshot.items)
-            items[object_id] = features
+            current = self._snapshot.items
+            items: Mapping[str, FeatureSet]
+            if isinstance(current, LayeredItems):
+                items = current.put(object_id, features)
+            else:
+                items = {**current, object_id: features}
             self._snapshot = _Snapshot(self._snapshot.version + 1, items)
 
     def remove(self, object_id: str) -> bool:
         """Forget ``object_id``; False when it was not stored (the version is then unchanged)."""
         with self._write_lock:
-            if object_id not in self._snapshot.items:
+            current = self._snapshot.items
+            if object_id not in current:
                 return False
-            items = dict(self._snapshot.items)
-            del items[object_id]
+            items: Mapping[str, FeatureSet]
+            if isinstance(current, LayeredItems):
+                items = current.without(object_id)
+            else:
+                items = {k: v for k, v in current.items() if k != object_id}
             self._snapshot = _Snapshot(self._snapshot.version + 1, items)
             return True
 
@@ -183,19 +196,42 @@ class FeatureStore:
         with self._save_lock:
             snapshot = self._snapshot
             saved_at = time.time()
-            arrays = _to_arrays(snapshot, saved_at, self.extractor)
-            atomic_write(Path(path), lambda handle: _write_npz(handle, arrays))
+            atomic_write(Path(path), lambda handle: _write_streamed(handle, snapshot, saved_at, self.extractor))
             self.saved_at = saved_at
+            if isinstance(snapshot.items, LayeredItems):
+                self._remap(Path(path), snapshot)
             return snapshot.version
+
+    def _remap(self, path: Path, saved: _Snapshot) -> None:
+        """After saving a mapped store: map the file just written, so the overlay of changes and the old file's
+        mapping are let go (unless a change arrived meanwhile; the next save does it then)."""
+        fresh = _load_mapped(path)[1]
+        with self._write_lock:
+            if self._snapshot is saved:
+                self._snapshot = _Snapshot(saved.version, LayeredItems(fresh))
+
+    def keypoints_total(self) -> int:
+        """Keypoints (descriptors) over every stored reference, counted without reading mapped features."""
+        items = self._snapshot.items
+        if isinstance(items, LayeredItems):
+            return items.keypoints_total()
+        return sum(len(features) for features in items.values())
+
+    def release(self) -> None:
+        """Let go of the mapped file's pages read so far (they stay in the page cache); nothing when not mapped."""
+        items = self._snapshot.items
+        if isinstance(items, LayeredItems) and isinstance(items.base, MappedItems):
+            items.base.file.release()
 
     def items(self) -> Mapping[str, FeatureSet]:
         """Every stored object's features, in insertion order (the current state; never mutated afterwards)."""
         return self._snapshot.items
 
     @classmethod
-    def load(cls, path: Path, *, extractor: str | None = None) -> FeatureStore:
+    def load(cls, path: Path, *, extractor: str | None = None, mapped: bool = False) -> FeatureStore:
         """Read a file written by :meth:`save`; with ``extractor`` (the reader's stamp), refuse features made by
-        another extractor and stamp an unstamped file's store with it.
+        another extractor and stamp an unstamped file's store with it; ``mapped`` leaves the arrays on disk,
+        memory-mapped, and reads a reference's features when asked for.
 
         Raises:
             FileNotFoundError: there is no file at ``path``.
@@ -203,6 +239,8 @@ class FeatureStore:
             FeatureStoreError: the file is truncated, not a feature file, or its arrays are inconsistent.
         """
         path = Path(path)
+        if mapped:
+            return cls._load_mapped(path, extractor)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 missing = [name for name in _ARRAYS if name not in npz.files]
@@ -219,22 +257,41 @@ class FeatureStore:
             raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
+        return cls._stamped(path, header, items, extractor)
+
+    @classmethod
+    def _stamped(
+        cls, path: Path, header: dict[str, Any], items: Mapping[str, FeatureSet], extractor: str | None
+    ) -> FeatureStore:
         stamp = str(header.get("extractor", ""))
         if extractor is not None and stamp and stamp != extractor:
             raise OutdatedFeatures(
                 f"{path}: features made by extractor {stamp!r}, this one extracts {extractor!r}; "
                 "run `artwork-matcher index build` to extract them again"
             )
-        store = cls(items, version=header["version"], extractor=stamp or extractor or "")
+        store = cls(version=header["version"], extractor=stamp or extractor or "")
+        store._snapshot = _Snapshot(header["version"], items)  # checked when read
         store.saved_at = header["saved_at"]
         return store
 
     @classmethod
-    def load_or_empty(cls, path: Path, *, extractor: str | None = None) -> FeatureStore:
+    def _load_mapped(cls, path: Path, extractor: str | None) -> FeatureStore:
+        try:
+            header, items = _load_mapped(path)
+        except (FileNotFoundError, FeatureStoreError):
+            raise
+        except OutdatedFeatures as exc:
+            raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
+        return cls._stamped(path, header, LayeredItems(items), extractor)
+
+    @classmethod
+    def load_or_empty(cls, path: Path, *, extractor: str | None = None, mapped: bool = False) -> FeatureStore:
         """:meth:`load` the file, or an empty store (stamped ``extractor``) when it does not exist yet; a corrupt
         or outdated file still raises."""
         try:
-            return cls.load(path, extractor=extractor)
+            return cls.load(path, extractor=extractor, mapped=mapped)
         except FileNotFoundError:
             return cls(extractor=extractor or "")
 
@@ -246,29 +303,36 @@ def _check_entry(object_id: object, features: object) -> None:
         raise ValueError(f"features of {object_id!r} must be a FeatureSet, got {type(features).__name__}")
 
 
-def _to_arrays(snapshot: _Snapshot, saved_at: float, extractor: str) -> dict[str, np.ndarray]:
+def _write_streamed(handle: BinaryIO, snapshot: _Snapshot, saved_at: float, extractor: str) -> None:
+    """Write the file's arrays into ``handle`` one reference at a time (a plain ``np.savez`` layout: uncompressed
+    ``.npy`` members, so a reader can map them)."""
     ids = list(snapshot.items)
-    sets = [snapshot.items[object_id] for object_id in ids]
-    counts = np.array([len(fs) for fs in sets], dtype=np.int64)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": snapshot.version}
     header |= {"saved_at": saved_at, "ids": ids, "extractor": extractor}
-    return {
-        "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-        "keypoints": np.concatenate([fs.keypoints for fs in sets]) if sets else np.zeros((0, 2), np.float32),
-        "descriptors": np.concatenate([fs.descriptors for fs in sets])
-        if sets
-        else np.zeros((0, DESCRIPTOR_SIZE), np.uint8),
-        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        "sizes": np.array([[fs.width, fs.height] for fs in sets], dtype=np.int64).reshape(-1, 2),
-    }
+    counts = np.array([len(snapshot.items[object_id]) for object_id in ids], dtype=np.int64)
+    sizes = np.zeros((len(ids), 2), np.int64)
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in (
+            ("header", np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)),
+            ("offsets", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)),
+        ):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+        total = int(counts.sum())
+        for name, dtype, width in (("keypoints", "<f4", 2), ("descriptors", "|u1", DESCRIPTOR_SIZE)):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                shape = {"descr": dtype, "fortran_order": False, "shape": (total, width)}
+                np.lib.format.write_array_header_2_0(member, shape)
+                for i, object_id in enumerate(ids):
+                    features = snapshot.items[object_id]
+                    sizes[i] = (features.width, features.height)
+                    member.write(np.ascontiguousarray(getattr(features, name)).tobytes())
+        with archive.open("sizes.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, sizes, allow_pickle=False)
 
 
-def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    np.savez(handle, **arrays)  # type: ignore[arg-type]
-
-
-def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, FeatureSet]]:
-    """The header and each reference's features from the file's arrays, their dtypes, shapes and offsets checked."""
+def _layout(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The header, offsets and sizes of a file's arrays, their dtypes, shapes and offsets checked."""
     header = _read_header(arrays["header"])
     ids = header["ids"]
     keypoints = _expect(arrays["keypoints"], np.float32, 2, "keypoints")
@@ -277,18 +341,52 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[st
     sizes = _expect(arrays["sizes"], np.int64, 2, "sizes")
     if len(offsets) != len(ids) + 1 or len(sizes) != len(ids):
         raise ValueError(f"{len(ids)} ids but {len(offsets)} offsets and {len(sizes)} sizes")
+    if keypoints.shape[1] != 2 or descriptors.shape[1] != DESCRIPTOR_SIZE:
+        columns = (keypoints.shape[1], descriptors.shape[1])
+        raise ValueError(f"keypoints and descriptors have {columns} columns, expected (2, {DESCRIPTOR_SIZE})")
     if len(keypoints) != len(descriptors):
         raise ValueError(f"{len(keypoints)} keypoints but {len(descriptors)} descriptors")
     if offsets[0] != 0 or offsets[-1] != len(keypoints) or np.any(np.diff(offsets) < 0):
         raise ValueError("offsets are not increasing from 0 to the number of keypoints")
+    if not all(isinstance(object_id, str) and object_id for object_id in ids):
+        raise ValueError("object ids must be non-empty strings")
+    if len(sizes) and sizes.min() < 1:
+        raise ValueError("frame sizes (width, height) must be positive integers")
+    return header, offsets, sizes
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, FeatureSet]]:
+    """The header and each reference's features from the file's arrays, checked."""
+    header, offsets, sizes = _layout(arrays)
+    keypoints, descriptors = arrays["keypoints"], arrays["descriptors"]
     items = {}
-    for i, object_id in enumerate(ids):
+    for i, object_id in enumerate(header["ids"]):
         start, end = int(offsets[i]), int(offsets[i + 1])
         width, height = (int(v) for v in sizes[i])
-        if not isinstance(object_id, str) or not object_id:
-            raise ValueError(f"object id {object_id!r} is not a non-empty string")
         items[object_id] = FeatureSet(keypoints[start:end], descriptors[start:end], width, height)
     return header, items
+
+
+def _load_mapped(path: Path) -> tuple[dict[str, Any], MappedItems]:
+    """The header and the memory-mapped items of a feature file; keypoints checked finite here, in chunks, and the
+    pages read let go afterwards."""
+    try:
+        mapped = MappedFile(path)
+        missing = [name for name in _ARRAYS if not mapped.has(name)]
+        if missing:
+            raise FeatureStoreError(f"{path}: not a feature file, missing arrays {missing}")
+        arrays = {name: mapped.array(name) for name in _ARRAYS}
+    except (FileNotFoundError, FeatureStoreError):
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise FeatureStoreError(f"{path}: unreadable feature file ({exc})") from exc
+    header, offsets, sizes = _layout(arrays)
+    keypoints = arrays["keypoints"]
+    for start in range(0, len(keypoints), 1 << 20):
+        if not np.isfinite(keypoints[start : start + (1 << 20)]).all():
+            raise ValueError("keypoints must be finite")
+    mapped.release()
+    return header, MappedItems(mapped, list(header["ids"]), np.array(offsets), np.array(sizes), make=FeatureSet)
 
 
 def _read_header(array: np.ndarray) -> dict[str, Any]:

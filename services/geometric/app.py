@@ -12,7 +12,7 @@ from typing import Annotated, TypeAlias
 import anyio
 import msgspec
 import numpy as np
-from litestar import Litestar, delete, get, post, put
+from litestar import Litestar, delete, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -20,7 +20,7 @@ from prometheus_client import Gauge
 
 from services.collection.features import FeatureSet
 from services.common.errors import InvalidFields, NotFound, NotReady
-from services.common.http import build_app
+from services.common.http import build_app, compute_post
 from services.common.images import decode_base64, decode_image, to_array
 from services.common.observability import ServiceMetrics
 from services.common.schemas import (
@@ -41,7 +41,7 @@ from services.common.schemas import (
     ReferenceRequest,
     ShortlistVote,
 )
-from services.common.service import background, redact, watch_file
+from services.common.service import background, info_body, watch_file
 from services.common.version import __version__
 from services.geometric.localise import locate_paintings
 from services.geometric.paintings import look_closer
@@ -117,23 +117,22 @@ def info(service: Service) -> dict[str, object]:
     the settings.
     """
     refs = service.references
-    return {
-        "service": "geometric",
-        "version": __version__,
-        "references": len(refs.store),
-        "vote_index": {"kind": refs.votes.kind, "descriptors": refs.votes.descriptors},
-        "extractor": refs.params.extractor_stamp(),
-        "params": {k: getattr(refs.params, k) for k in refs.params.__dataclass_fields__},
-        "settings": redact(service.settings),
-    }
+    return info_body(
+        "geometric",
+        service.settings,
+        {
+            "references": len(refs.store),
+            "vote_index": {"kind": refs.votes.kind, "descriptors": refs.votes.descriptors},
+            "extractor": refs.params.extractor_stamp(),
+            "params": {k: getattr(refs.params, k) for k in refs.params.__dataclass_fields__},
+        },
+    )
 
 
-@post(
+@compute_post(
     "/extract",
     operation_id="extract",
     summary="Local features of an image, the references they vote for, and the paintings located in it",
-    status_code=200,
-    sync_to_thread=True,
 )
 def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse:
     """Local features of a base64 image (with `fine`, also its finer set), with `shortlist` the stored references
@@ -150,13 +149,7 @@ def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse
     return ExtractResponse(features_to_wire(features), elapsed, wired_fine, shortlist, located)
 
 
-@post(
-    "/match",
-    operation_id="match",
-    summary="Verify the query against one stored reference",
-    status_code=200,
-    sync_to_thread=True,
-)
+@compute_post("/match", operation_id="match", summary="Verify the query against one stored reference")
 def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
     """Verify one query (its features, or an image to extract them from) against one stored reference: the
     homography's inliers and whether it counts as verified.
@@ -166,13 +159,7 @@ def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
     return result_to_wire(object_id, result)
 
 
-@post(
-    "/match/batch",
-    operation_id="matchBatch",
-    summary="Verify the query against several stored references",
-    status_code=200,
-    sync_to_thread=True,
-)
+@compute_post("/match/batch", operation_id="matchBatch", summary="Verify the query against several stored references")
 def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBatchResponse:
     """Verify one query against several stored references in one call, each answered as by `match`; each of the
     first `fine_first` references that does not verify is tried again against the query's finer features.
@@ -184,12 +171,10 @@ def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBat
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
 
 
-@post(
+@compute_post(
     "/match/paintings",
     operation_id="matchPaintings",
     summary="Rectify located paintings and verify each against the references its own features vote for",
-    status_code=200,
-    sync_to_thread=True,
 )
 def match_paintings(data: JSONBody[MatchPaintingsRequest], service: Service) -> MatchPaintingsResponse:
     """Look closer at located paintings of a base64 photo: each is rectified at a higher resolution than the whole

@@ -31,6 +31,9 @@ class GeometricSettings(ServiceSettings):
     """Most keypoints accepted in query features sent by a client."""
     verify_threads: int = Field(default=2, ge=1, le=64)
     """Threads verifying one request's candidates in parallel (one OpenCV thread each); about the CPU cores."""
+    vote_max_descriptors: int = Field(default=8_000_000, ge=0)
+    """Most reference descriptors the vote shortlist indexes (136 bytes each in memory, ~500 per reference): above,
+    at load, the shortlist is the embedding's alone. 8 000 000 is ~1.1 GB, about 16 000 references."""
 
     @property
     def features_file(self) -> Path:

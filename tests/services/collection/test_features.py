@@ -109,7 +109,7 @@ def test_crash_mid_save_leaves_the_previous_file_loadable(tmp_path, filled, monk
     if failure == "replace":
         monkeypatch.setattr(os, "replace", crash)
     else:
-        monkeypatch.setattr(store_module, "_write_npz", crash)
+        monkeypatch.setattr(store_module, "_write_streamed", crash)
     with pytest.raises(OSError, match="simulated crash"):
         filled.save(path)
     monkeypatch.undo()
@@ -169,11 +169,12 @@ def _header(**fields: object) -> np.ndarray:
         ({"header": np.array(["pickled?"], dtype=object)}, "unreadable"),
     ],
 )
-def test_inconsistent_file_raises_a_clear_error_naming_it(tmp_path, overrides, message):
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
+def test_inconsistent_file_raises_a_clear_error_naming_it(tmp_path, overrides, message, mapped):
     path = tmp_path / "bad.npz"
     _write_arrays(path, **overrides)
     with pytest.raises(FeatureStoreError, match=message) as caught:
-        FeatureStore.load(path)
+        FeatureStore.load(path, mapped=mapped)
     assert str(path) in str(caught.value)
 
 
@@ -262,3 +263,35 @@ def test_concurrent_writers_and_readers_see_consistent_state(tmp_path):
     assert not errors
     assert len(store) == 4 * 100 and store.version == 4 * (200 + 100)
     assert len(FeatureStore.load(tmp_path / "f.npz")) <= 4 * 200
+
+
+def test_a_mapped_store_reads_features_from_the_file_and_keeps_changes_until_saved_again(tmp_path, filled):
+    path = tmp_path / "features.npz"
+    filled.save(path)
+    mapped = FeatureStore.load(path, mapped=True)
+    assert mapped.ids() == filled.ids() and mapped.version == filled.version
+    for object_id in filled.ids():
+        assert_same(mapped.get(object_id), filled.get(object_id))
+    assert not mapped.get("estense_019").descriptors.flags.owndata  # a view of the mapped file, not a copy
+
+    mapped.put("new_object", features(9))
+    mapped.put("estense_019", features(5))  # replaces a mapped reference
+    assert mapped.remove("mcv_bbdd_00001") and not mapped.remove("mcv_bbdd_00001")
+    assert mapped.ids() == ["pd_starry_night", "new_object", "estense_019"] and len(mapped) == 3
+    assert "mcv_bbdd_00001" not in mapped and mapped.get("mcv_bbdd_00001") is None
+    assert_same(mapped.get("estense_019"), features(5))
+
+    version = mapped.save(path)  # streamed into a new file, then mapped again
+    again = FeatureStore.load(path)
+    assert again.version == version and again.ids() == mapped.ids()
+    for object_id in again.ids():
+        assert_same(again.get(object_id), mapped.get(object_id))
+    assert_same(mapped.get("new_object"), features(9))
+
+
+def test_a_truncated_file_is_refused_when_mapped(tmp_path, filled):
+    path = tmp_path / "features.npz"
+    filled.save(path)
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(FeatureStoreError, match=r"features\.npz"):
+        FeatureStore.load(path, mapped=True)

@@ -106,3 +106,35 @@ def test_loaded_and_added_references_are_shortlisted(tmp_path: Path) -> None:
     assert [v.object_id for v in references.shortlist(query_b, 3)] == ["b"]
     references.remove("a")
     assert all(v.object_id != "a" for v in references.shortlist(query_a, 3))
+
+
+def test_loaded_features_stay_in_the_file_and_verify_like_read_ones(tmp_path: Path) -> None:
+    ref_a, query_a = _pair(3)
+    FeatureStore({"a": ref_a}, extractor=References(tmp_path / "x").params.extractor_stamp()).save(
+        tmp_path / "features.npz"
+    )
+    references = References(tmp_path / "features.npz")
+    references.load()
+    stored = references.store.get("a")
+    assert stored is not None and not stored.descriptors.flags.owndata  # a view of the mapped file
+    [(_, result)] = references.verify(query_a, ["a"])
+    assert result is not None and result.verified
+    references.put("b", _pair(4)[0])  # autosave streams the file and maps the new one
+    again = References(tmp_path / "features.npz")
+    again.load()
+    assert again.store.ids() == ["a", "b"]
+
+
+def test_above_the_descriptor_budget_the_vote_index_is_not_built(tmp_path: Path) -> None:
+    ref_a, query_a = _pair(5)
+    FeatureStore({"a": ref_a}, extractor=References(tmp_path / "x").params.extractor_stamp()).save(
+        tmp_path / "features.npz"
+    )
+    capped = References(tmp_path / "features.npz", autosave=False, vote_max_descriptors=len(ref_a) - 1)
+    capped.load()
+    assert capped.votes.descriptors == 0 and capped.shortlist(query_a, 3) == []
+    [(_, result)] = capped.verify(query_a, ["a"])  # verification of given candidates is unaffected
+    assert result is not None and result.verified
+    within = References(tmp_path / "features.npz", autosave=False, vote_max_descriptors=len(ref_a))
+    within.load()
+    assert [v.object_id for v in within.shortlist(query_a, 3)] == ["a"]
