@@ -97,7 +97,7 @@ def tune_probe(index: Any, sample: np.ndarray, target: float, rng: np.random.Gen
     best = (1, -1.0)
     probe = 1
     while probe <= index.nlist:
-        probe_index.nprobe = probe
+        probe_index.nprobe = probe  # type: ignore[attr-defined]
         _, found = probe_index.search(queries, k)
         recall = recall_at(found, truth)
         if recall > best[1]:

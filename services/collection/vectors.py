@@ -332,24 +332,24 @@ class VectorIndex:
 
     def _state(self) -> dict[str, Any]:
         return {
-                "format": FORMAT_VERSION,
-                "dimension": self.dimension,
-                "kind": self.kind,
-                "model": self.model,
-                "preprocessing": self.preprocessing,
-                "next_label": self._next_label,
-                "labels": self._labels,
-                "metadata": {k: msgspec.to_builtins(v) for k, v in self._metadata.items()},
-                "ivf": {
-                    "lists": self.ivf_lists,
-                    "probe": self.ivf_probe,
-                    "train_factor": self.ivf_train_factor,
-                    "compress_above": self.compress_above,
-                    "expected_size": self.expected_size,
-                    "recall_target": self.recall_target,
-                    "tuned_recall": self.tuned_recall,
-                },
-            }
+            "format": FORMAT_VERSION,
+            "dimension": self.dimension,
+            "kind": self.kind,
+            "model": self.model,
+            "preprocessing": self.preprocessing,
+            "next_label": self._next_label,
+            "labels": self._labels,
+            "metadata": {k: msgspec.to_builtins(v) for k, v in self._metadata.items()},
+            "ivf": {
+                "lists": self.ivf_lists,
+                "probe": self.ivf_probe,
+                "train_factor": self.ivf_train_factor,
+                "compress_above": self.compress_above,
+                "expected_size": self.expected_size,
+                "recall_target": self.recall_target,
+                "tuned_recall": self.tuned_recall,
+            },
+        }
 
     def save(self, path: Path) -> int:
         """Write the state atomically to ``path``, streaming the FAISS index into the file (no in-memory copy of
@@ -373,7 +373,7 @@ class VectorIndex:
         """
         with open_index_stream(path) as (state, read):
             try:
-                index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))
+                index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))  # type: ignore[attr-defined]
             except RuntimeError as exc:
                 raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc
         ivf = state.get("ivf", {})
@@ -406,7 +406,7 @@ class VectorIndex:
 
 
 def _serialise(index: Any, sink: Callable[[bytes], object]) -> None:
-    writer = faiss.PyCallbackIOWriter(sink, 1 << 20)
+    writer = faiss.PyCallbackIOWriter(sink, 1 << 20)  # type: ignore[attr-defined]
     faiss.write_index(index, writer)
     del writer  # flushes its last block
 

@@ -45,6 +45,32 @@ def limit_threads(threads: int) -> None:
     faiss = sys.modules.get("faiss")
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
+    limit_malloc_arenas(MALLOC_ARENAS)
+
+
+MALLOC_ARENAS = 2
+"""glibc malloc arenas per process. By default each thread that allocates may get its own (up to 8 per core), and
+each keeps freed memory; a service's request threads, thread pools and model threads then hold hundreds of MB that
+one or two shared arenas would have reused (measured: the geometric service 445 → 302 MB after 20 photos)."""
+_M_ARENA_MAX = -8
+"""``mallopt``'s parameter number for the arena limit (``M_ARENA_MAX`` in glibc's ``malloc.h``)."""
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas of this process (like ``MALLOC_ARENA_MAX``, but also for a process already
+    running); True when set, False where the C library is not glibc. Arenas already made are kept, so this is
+    called at start-up, before the threads that serve requests exist."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
 
 
 def configure_logging(level: str, service: str, log_format: str = "json") -> None:
