@@ -78,6 +78,18 @@ async def web_page(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get(
+    "/curate",
+    operation_id="curatorPage",
+    summary="The curator page: sign in with the admin key, manage the collection, read its report",
+    include_in_schema=False,
+    response_headers=SECURITY_HEADERS,
+)
+async def curator_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The curator page; its scripts call the admin routes with the key the curator types in (kept in memory)."""
+    return await _serve(request, WEB_DIR / "curate.html")
+
+
+@get(
     "/static/{name:str}",
     operation_id="webStatic",
     summary="A script, style sheet or icon of the visitor page",
@@ -93,5 +105,5 @@ async def web_static(name: Annotated[str, PathParameter()], request: Request[Any
     return await _serve(request, path)
 
 
-WEB_ROUTES = [web_page, web_static]
+WEB_ROUTES = [web_page, curator_page, web_static]
 """Route handlers the gateway mounts."""

@@ -100,9 +100,13 @@ def test_the_translations_are_not_english_copies() -> None:
         assert all(len(str(source[key]).split()) <= 2 for key in same), f"{code}: untranslated {same}"
 
 
+PAGES = ("index.html", "curate.html")
+"""The pages: the visitor's and the curator's, both in lang-<code>.js's words."""
+
+
 def _html_keys() -> dict[str, str]:
-    """Message key → the English text the page's HTML carries for it (whitespace collapsed)."""
-    html = (WEB_DIR / "index.html").read_text(encoding="utf-8")
+    """Message key → the English text the pages' HTML carries for it (whitespace collapsed)."""
+    html = "\n".join((WEB_DIR / page).read_text(encoding="utf-8") for page in PAGES)
     found: dict[str, str] = {}
     for key, text in re.findall(r'data-i18n="([^"]+)"[^>]*>([^<]*)<', html):
         found[key] = " ".join(text.split())
@@ -121,8 +125,8 @@ def test_the_html_is_written_with_the_english_messages() -> None:
 
     assert len(keys) >= 25, "the page's words are keyed"
     for key, text in keys.items():
-        assert key in source, f"index.html names an unknown message {key}"
-        assert text == source[key], f"index.html: {key} says {text!r}, lang-en.js {source[key]!r}"
+        assert key in source, f"the HTML names an unknown message {key}"
+        assert text == source[key], f"the HTML: {key} says {text!r}, lang-en.js {source[key]!r}"
 
 
 def _script_keys() -> set[str]:
