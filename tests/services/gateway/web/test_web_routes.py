@@ -29,7 +29,7 @@ def _directives(policy: str) -> dict[str, list[str]]:
     return {name: values for name, *values in parts}
 
 
-@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css"])
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/curate", "/static/curate.js"])
 def test_page_and_static_files_carry_the_security_headers(client: TestClient, path: str) -> None:
     response = client.get(path)
 
@@ -71,8 +71,9 @@ def test_an_unchanged_file_is_not_sent_again(client: TestClient) -> None:
     assert again.content == b""
 
 
-def test_the_page_has_no_inline_script_style_or_handler_and_nothing_from_another_origin() -> None:
-    html = (WEB_DIR / "index.html").read_text()
+@pytest.mark.parametrize("page", ["index.html", "curate.html"])
+def test_the_page_has_no_inline_script_style_or_handler_and_nothing_from_another_origin(page: str) -> None:
+    html = (WEB_DIR / page).read_text()
 
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
     assert scripts and all('src="/static/' in attrs and not body.strip() for attrs, body in scripts)
@@ -84,10 +85,10 @@ def test_the_page_has_no_inline_script_style_or_handler_and_nothing_from_another
         assert not re.search(r"(https?:)?//[a-z]", re.sub(r"^\s*//.*$", "", script.read_text(), flags=re.M))
 
 
-def _referenced(client: TestClient) -> dict[str, int]:
+def _referenced(client: TestClient, page: str = "/") -> dict[str, int]:
     """Bytes of the page and of every script and style sheet it loads, following module imports."""
-    sizes = {"/": len(client.get("/").content)}
-    html = client.get("/").text
+    sizes = {page: len(client.get(page).content)}
+    html = client.get(page).text
     queue = re.findall(r"<(?:script|link)\b[^>]*(?:src|href)=\"(/static/[^\"]+\.(?:js|css))\"", html)
     while queue:
         path = queue.pop()
@@ -124,7 +125,11 @@ def test_page_scripts_and_styles_weigh_under_100_kb(client: TestClient) -> None:
     assert "/static/lang-en.js" in sizes
     assert sum(sizes.values()) + heaviest < BUDGET_BYTES, sizes
     shipped = {f"/static/{p.name}" for p in WEB_DIR.iterdir() if p.suffix in (".js", ".css")}
-    assert shipped <= set(sizes) | set(languages), "every shipped script and style sheet is reachable from the page"
+    curator = _referenced(client, "/curate")
+    assert {"/static/curate.js", "/static/curate.css"} <= set(curator)
+    assert not {"/static/curate.js", "/static/curate.css"} & set(sizes), "visitors never load the curator's files"
+    reachable = set(sizes) | set(curator) | set(languages)
+    assert shipped <= reachable, "every shipped script and style sheet is reachable from a page"
 
 
 def test_web_files_ship_in_the_package() -> None:
