@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Schema
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from services.common.errors import ServiceError
 from services.common.observability import METRICS_CONTENT_TYPE, ObserveMiddleware, ServiceMetrics
+from services.common.schemas import OBJECT_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,26 @@ ERROR_SCHEMA = Schema(
         "details": Schema(type="object"),  # type: ignore[arg-type]
     },
 )
+
+
+ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
+"""A path parameter holding an object id: a request with any other id is refused with 400 before the handler."""
+
+
+def blocking_route(
+    method: Callable[..., HTTPRouteHandler], path: str, *, operation_id: str, summary: str
+) -> HTTPRouteHandler:
+    """A route whose handler blocks (image decoding, the model, FAISS, OpenCV, snapshot writes), so it runs in a
+    worker thread, and that answers 200 with its body whatever the method (not Litestar's 201 for a POST or 204 for a
+    DELETE).
+
+    Args:
+        method: Litestar's ``post``, ``put`` or ``delete``.
+        path: the route's path.
+        operation_id: the OpenAPI operation's id.
+        summary: the operation's one-line summary.
+    """
+    return method(path, operation_id=operation_id, summary=summary, status_code=200, sync_to_thread=True)
 
 
 @get("/metrics", operation_id="metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)

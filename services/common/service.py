@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 from services.common.runtime import configure_logging, limit_threads
@@ -34,6 +34,16 @@ def serve(name: str, settings: ServiceSettings, create_app: Callable[..., Any]) 
         access_log=False,  # our middleware logs each request once, with its id
         timeout_graceful_shutdown=10,
     )
+
+
+def info_body(
+    name: str, settings: ServiceSettings, facts: Mapping[str, object], secret_fields: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """The body of a service's ``GET /info``: its name and version, then ``facts`` about what it serves, then its
+    settings with ``secret_fields`` redacted."""
+    from services.common.version import __version__
+
+    return {"service": name, "version": __version__, **facts, "settings": redact(settings, secret_fields)}
 
 
 def redact(settings: ServiceSettings, secret_fields: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -16,11 +16,11 @@ from litestar.params import JSONBody
 from prometheus_client import Counter, Histogram
 
 from services.common.errors import InvalidFields, NotReady
-from services.common.http import build_app
+from services.common.http import blocking_route, build_app
 from services.common.images import decode_base64, decode_image
 from services.common.observability import ServiceMetrics
 from services.common.schemas import EmbedRequest, EmbedResponse, Health, HealthStatus
-from services.common.service import redact
+from services.common.service import info_body
 from services.common.version import __version__
 from services.embeddings.model import Embedder, TimmEmbedder
 from services.embeddings.pipeline import EmbeddingPipeline
@@ -61,25 +61,20 @@ def info(service: Service) -> dict[str, object]:
     the settings in force.
     """
     embedder = service.pipeline.embedder
-    return {
-        "service": "embeddings",
-        "version": __version__,
-        "model": {
-            "name": embedder.name,
-            "dimension": embedder.dimension if service.ready.is_set() else None,
-            "preprocessing": getattr(embedder, "preprocessing", "") if service.ready.is_set() else None,
+    return info_body(
+        "embeddings",
+        service.settings,
+        {
+            "model": {
+                "name": embedder.name,
+                "dimension": embedder.dimension if service.ready.is_set() else None,
+                "preprocessing": getattr(embedder, "preprocessing", "") if service.ready.is_set() else None,
+            },
         },
-        "settings": redact(service.settings),
-    }
+    )
 
 
-@post(
-    "/embed",
-    operation_id="embed",
-    summary="L2-normalised embeddings of images or image regions",
-    status_code=200,
-    sync_to_thread=True,
-)
+@blocking_route(post, "/embed", operation_id="embed", summary="L2-normalised embeddings of images or image regions")
 def embed(data: JSONBody[EmbedRequest], service: Service) -> EmbedResponse:
     """One L2-normalised float32 embedding per image, or per region of each image when regions are sent.
 

@@ -21,10 +21,10 @@ from pydantic import SecretStr
 from services.collection.images import check_object_id
 from services.collection.report_file import CollectionReport, ReportFileError, read_report
 from services.common import errors
-from services.common.http import build_app
+from services.common.http import ObjectIdPath, build_app
 from services.common.images import decode_base64, decode_image, sniff_media_type
-from services.common.schemas import OBJECT_ID_PATTERN, Health, HealthStatus, IdentifyOptions, IdentifyResponse
-from services.common.service import redact
+from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
+from services.common.service import info_body
 from services.common.version import __version__
 from services.decision.rule import DecisionParams
 from services.decision.stored import load_params
@@ -49,8 +49,6 @@ from services.gateway.state import (
     provide_gateway,
 )
 from services.gateway.web import WEB_ROUTES
-
-ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
 async def _read_image(settings: GatewaySettings, data: bytes) -> Any:
@@ -164,17 +162,19 @@ async def info(gateway: Gateway) -> dict[str, Any]:
     they were fitted on) and the settings, with the admin key redacted.
     """
     params: DecisionParams = gateway.pipeline.params
-    return {
-        "service": "gateway",
-        "version": __version__,
-        "decision": {
-            "threshold": params.threshold,
-            "embedding_threshold": params.cut(use_geometric=False),
-            "min_inliers": params.min_inliers,
-            "fitted_on": params.fitted_on,
+    return info_body(
+        "gateway",
+        gateway.settings,
+        {
+            "decision": {
+                "threshold": params.threshold,
+                "embedding_threshold": params.cut(use_geometric=False),
+                "min_inliers": params.min_inliers,
+                "fitted_on": params.fitted_on,
+            },
         },
-        "settings": redact(gateway.settings, ("api_key",)),
-    }
+        ("api_key",),
+    )
 
 
 def _public(meta: Any) -> dict[str, Any]:

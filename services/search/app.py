@@ -16,10 +16,9 @@ from litestar.params import JSONBody, Parameter
 
 from services.collection.vectors import Hit
 from services.common.errors import InvalidFields
-from services.common.http import build_app
+from services.common.http import ObjectIdPath, blocking_route, build_app
 from services.common.observability import ServiceMetrics
 from services.common.schemas import (
-    OBJECT_ID_PATTERN,
     Health,
     HealthStatus,
     ObjectList,
@@ -29,12 +28,10 @@ from services.common.schemas import (
     SearchResponse,
     UpsertRequest,
 )
-from services.common.service import background, redact, watch_file
+from services.common.service import background, info_body, watch_file
 from services.common.version import __version__
 from services.search.live_index import LiveIndex
 from services.search.settings import SearchSettings
-
-ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -66,31 +63,26 @@ def info(service: Service) -> dict[str, object]:
     """The index's size, dimension, kind, embedding model, version and snapshot file, and the settings."""
     catalog = service.catalog
     index = catalog.index
-    return {
-        "service": "search",
-        "version": __version__,
-        "index": {
-            "size": catalog.size,
-            "dimension": catalog.dimension,
-            "kind": index.kind if index else catalog.kind,
-            "compressed": index.compressed if index else False,
-            "probe": index.ivf_probe if index and index.compressed else None,
-            "tuned_recall": index.tuned_recall if index else None,
-            "model": index.model if index else "",
-            "version": index.version if index else 0,
-            "snapshot": str(catalog.path),
+    return info_body(
+        "search",
+        service.settings,
+        {
+            "index": {
+                "size": catalog.size,
+                "dimension": catalog.dimension,
+                "kind": index.kind if index else catalog.kind,
+                "compressed": index.compressed if index else False,
+                "probe": index.ivf_probe if index and index.compressed else None,
+                "tuned_recall": index.tuned_recall if index else None,
+                "model": index.model if index else "",
+                "version": index.version if index else 0,
+                "snapshot": str(catalog.path),
+            },
         },
-        "settings": redact(service.settings),
-    }
+    )
 
 
-@post(
-    "/search",
-    operation_id="search",
-    summary="Top-k objects per query vector",
-    status_code=200,
-    sync_to_thread=True,
-)
+@blocking_route(post, "/search", operation_id="search", summary="Top-k objects per query vector")
 def search(data: JSONBody[SearchRequest], service: Service) -> SearchResponse:
     """The `k` nearest objects to each query vector, best first, with their catalogue metadata; `include` also
     scores the named objects whether or not they are among the top `k`. All vectors must have the index's length.
@@ -131,12 +123,7 @@ def get_object(object_id: ObjectIdPath, service: Service) -> ObjectMetadata:
     return service.catalog.get(object_id)
 
 
-@put(
-    "/objects/{object_id:str}",
-    operation_id="upsertObject",
-    summary="Add or replace an object",
-    sync_to_thread=True,
-)
+@blocking_route(put, "/objects/{object_id:str}", operation_id="upsertObject", summary="Add or replace an object")
 def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], service: Service) -> ObjectMetadata:
     """Add an object's vector and metadata, or replace them; `metadata.object_id` must equal the path's id."""
     if data.metadata.object_id != object_id:
@@ -148,38 +135,22 @@ def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], servic
     return data.metadata
 
 
-@delete(
-    "/objects/{object_id:str}",
-    operation_id="deleteObject",
-    summary="Remove an object",
-    status_code=200,
-    sync_to_thread=True,
-)
+@blocking_route(delete, "/objects/{object_id:str}", operation_id="deleteObject", summary="Remove an object")
 def delete_object(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
     """Remove an object's vector and metadata."""
     service.catalog.remove(object_id)
     return {"deleted": object_id}
 
 
-@post(
-    "/snapshot/save",
-    operation_id="saveSnapshot",
-    summary="Write the snapshot now",
-    status_code=200,
-    sync_to_thread=True,
-)
+@blocking_route(post, "/snapshot/save", operation_id="saveSnapshot", summary="Write the snapshot now")
 def save_snapshot(service: Service) -> dict[str, object]:
     """Write the index to its snapshot file now (it is also saved after every change when autosave is on)."""
     version = service.catalog.save()
     return {"saved": True, "version": version, "size": service.catalog.size}
 
 
-@post(
-    "/snapshot/reload",
-    operation_id="reloadSnapshot",
-    summary="Load a newer snapshot if there is one",
-    status_code=200,
-    sync_to_thread=True,
+@blocking_route(
+    post, "/snapshot/reload", operation_id="reloadSnapshot", summary="Load a newer snapshot if there is one"
 )
 def reload_snapshot(service: Service) -> dict[str, object]:
     """Load the snapshot file again when another writer replaced it since it was read."""
