@@ -101,6 +101,11 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No arena and no memory pattern: the arena keeps the peak of every batch size seen (~190 MB more resident
+        # after 36 crops at 224 px); without them the service holds ~920 MB instead of ~1150 at the same speed
+        # (measured: three passes of 12 crops, 1.64 s against 1.63 s, on this project's two-core machine).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
