@@ -17,11 +17,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from services.common.boxes import same_painting
 from services.common.schemas import LocatedPainting, MatchPaintingsResponse, MatchResult, PaintingQuery, SearchHit
 from services.decision.rule import Candidate
-
-COVERED = 0.5
-"""A located painting counts as covered when a verified candidate's box holds at least this share of its box."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class PaintingLooks:
         max_area: largest painting looked at, as a share of the photo's area.
     """
 
-    looks: int = 3
+    looks: int = 2
     shortlist: int = 4
     max_area: float = 0.35
 
@@ -46,14 +44,6 @@ def quad_area(painting: LocatedPainting) -> float:
     return abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2.0
 
 
-def share_inside(box: Sequence[float], other: Sequence[float]) -> float:
-    """The share of ``box``'s area that lies inside ``other`` (both ``[x0, y0, x1, y1]``)."""
-    ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
-    iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return ix * iy / area if area > 0 else 0.0
-
-
 def _verified_box(candidate: Candidate) -> list[float] | None:
     g = candidate.geometric
     return g.query_box if g is not None and g.verified else None
@@ -62,8 +52,9 @@ def _verified_box(candidate: Candidate) -> list[float] | None:
 def unexplained(
     paintings: Sequence[LocatedPainting], candidates: Sequence[Candidate], looks: PaintingLooks
 ) -> list[int]:
-    """Indexes of the located paintings to look at closer: no larger than ``max_area``, not covered by a verified
-    candidate's box, at most ``looks`` of them in the localiser's order (largest first)."""
+    """Indexes of the located paintings to look at closer: no larger than ``max_area``, the same painting as no
+    verified candidate's box (:func:`~services.common.boxes.same_painting`), at most ``looks`` of them in the
+    localiser's order (largest first)."""
     boxes = [b for b in (_verified_box(c) for c in candidates) if b is not None]
     chosen: list[int] = []
     for index, painting in enumerate(paintings):
@@ -71,7 +62,7 @@ def unexplained(
             break
         if quad_area(painting) > looks.max_area:
             continue
-        if not any(share_inside(painting.box, box) >= COVERED for box in boxes):
+        if not any(same_painting(painting.box, box) for box in boxes):
             chosen.append(index)
     return chosen
 
@@ -80,7 +71,7 @@ def queries(
     paintings: Sequence[LocatedPainting], chosen: Sequence[int], candidates: Sequence[Candidate]
 ) -> list[PaintingQuery]:
     """The ``/match/paintings`` queries of the chosen paintings, each with the unverified candidates whose check
-    placed them on it (a homography too weak to verify on the whole photo)."""
+    placed them on it (a homography too weak to verify on the whole photo, its box the same painting)."""
     out = []
     for index in chosen:
         box = paintings[index].box
@@ -90,7 +81,7 @@ def queries(
             if c.geometric is not None
             and not c.geometric.verified
             and c.geometric.query_box is not None
-            and share_inside(c.geometric.query_box, box) >= COVERED
+            and same_painting(c.geometric.query_box, box)
         ]
         out.append(PaintingQuery(corners=paintings[index].corners, reference_ids=near))
     return out

@@ -5,9 +5,10 @@ its reference verified (on the whole photo or on a located painting's rectified 
 reference's outline into the photo (``query_box``). So:
 
 - a labelled painting is **placed** when its reference verified with a box in the photo;
-- a placed painting is **found** when one of the localiser's boxes is the same painting as that box: each box holds
-  at least half of the other's area (:data:`SAME_PAINTING`; a reference cropped with or without its frame still
-  matches a box around the frame);
+- a placed painting is **found** when one of the localiser's boxes is the same painting as that box: the smaller
+  box has at least half of its area inside the larger and is at least a quarter of its size
+  (:func:`services.common.boxes.same_painting`: a reference cropped with or without its frame still matches a box
+  around a heavy frame, a box around the whole wall does not);
 - a localiser box is **unexplained** when it is the same painting as no verified box of any artwork. That counts
   every false box (a caption, a door, a display case) but also every real painting the collection does not hold or
   the labels leave out, so it is an upper bound of the false boxes;
@@ -23,25 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.common.boxes import same_painting
 from services.decision.metrics import Answer, LabelledPhoto
 
-SAME_PAINTING = 0.5
-"""Two boxes show the same painting when each holds at least this share of the other's area."""
-
 COLUMNS = ("photos", "labelled", "placed", "found", "boxes", "unexplained", "looked closer", "recovered")
-
-
-def _inside(box: Sequence[float], other: Sequence[float]) -> float:
-    """The share of ``box``'s area inside ``other``."""
-    ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
-    iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return ix * iy / area if area > 0 else 0.0
-
-
-def same_painting(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Whether boxes ``a`` and ``b`` (``[x0, y0, x1, y1]``) outline the same painting."""
-    return _inside(a, b) >= SAME_PAINTING and _inside(b, a) >= SAME_PAINTING
 
 
 def photo_counts(photo: LabelledPhoto, answer: Answer) -> dict[str, int]:
