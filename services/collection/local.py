@@ -8,15 +8,17 @@ same ``EMBEDDINGS_*`` settings as the embeddings service, so both embed alike.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
-from services.collection.features import FeatureStore, OutdatedFeatures
+from services.collection.features import FeatureSet, FeatureStore, OutdatedFeatures
 from services.collection.recipe import Reference
 from services.collection.stamp import ModelStamp
 from services.common.images import to_array
@@ -74,8 +76,9 @@ class LocalEmbedder:
         self.model = model
 
     async def embed_references(self, references: Sequence[Reference]) -> np.ndarray:
-        """The model's vectors of the references' prepared pictures, in one call (the model batches)."""
-        return self.model.embed([reference.image for reference in references])
+        """The model's vectors of the references' prepared pictures, in one call (the model batches), on a worker
+        thread so that feature extraction can run meanwhile."""
+        return await asyncio.to_thread(self.model.embed, [reference.image for reference in references])
 
 
 class LocalFeatures:
@@ -110,7 +113,16 @@ class LocalFeatures:
 
     async def put_features(self, reference: Reference) -> None:
         """Extract the reference's features (reference settings) and put them in the store."""
+        self.store.put(reference.object_id, self.extract(reference))
+
+    def extract(self, reference: Reference) -> FeatureSet:
+        """The reference's features (reference settings); OpenCV releases the GIL, so threads extract in parallel."""
         from services.geometric.verify import extract_features
 
-        features = extract_features(to_array(reference.image), self.params, reference=True)
-        self.store.put(reference.object_id, features)
+        return extract_features(to_array(reference.image), self.params, reference=True)
+
+    async def extract_many(self, references: Sequence[Reference], pool: Executor) -> list[FeatureSet]:
+        """Every reference's features, extracted on ``pool``'s threads at once, in the references' order (the
+        caller puts them in the store in that order, so a build's feature file does not depend on thread timing)."""
+        loop = asyncio.get_running_loop()
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, self.extract, r) for r in references)))

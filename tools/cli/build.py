@@ -3,13 +3,22 @@
 Each new or changed image goes through the collection's recipe (:mod:`services.collection.recipe`) with in-process
 implementations (:mod:`services.collection.local`); the snapshot's files are read and written through the collection
 package, so the services read exactly what this writes.
+
+Throughput: images are read and decoded a batch at a time (memory stays bounded by the batch, not the collection),
+on a pool of threads; the batch is embedded in one model call while the same threads extract its local features
+(OpenCV releases the GIL), and the results are stored in the batch's order. Every ``checkpoint_every`` images the
+snapshot is saved, so an interrupted build resumes where it stopped: the next run finds those images indexed with
+their features and skips them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +53,18 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     total: int = 0
+    seconds: float = 0.0
+    checkpoints: int = 0
+
+    @property
+    def indexed(self) -> int:
+        """Images embedded and extracted by this build (added or updated)."""
+        return len(self.added) + len(self.updated)
+
+    @property
+    def rate(self) -> float:
+        """Images indexed per second of the build (0 when it indexed none)."""
+        return self.indexed / self.seconds if self.seconds > 0 and self.indexed else 0.0
 
 
 @dataclass
@@ -84,15 +105,19 @@ def build_collection(
     prune: bool = False,
     batch_size: int = 16,
     progress: Callable[[int], Progress] | None = None,
+    workers: int | None = None,
+    checkpoint_every: int = 256,
 ) -> BuildReport:
     """Index ``source`` into ``snapshot``: only new or changed files are embedded and get features extracted.
 
     Features are saved before the index, so every object the index names has features, even if the build is
-    interrupted between the two writes. Both files are written atomically.
+    interrupted between the two writes. Both files are written atomically, at the end and every
+    ``checkpoint_every`` indexed images; ``workers`` threads (default: the CPU count) decode and extract.
 
     Raises:
         ModelMismatch: the snapshot's vectors come from another model than ``embedder``.
     """
+    started = time.perf_counter()
     report = BuildReport()
     sources, report.problems = scan_images(source)
     layout = Snapshot(Path(snapshot))
@@ -101,19 +126,32 @@ def build_collection(
     todo = _plan(build, sources, read_catalogue(catalogue))
     tick = progress(len(todo)) if progress else (lambda n: None)
     recipe = ReferenceRecipe(LocalEmbedder(embedder), features)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        asyncio.run(_add_batch(build, recipe, batch, embedder))
-        tick(len(batch))
+    since_checkpoint = 0
+    with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1), thread_name_prefix="build") as pool:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            asyncio.run(_add_batch(build, recipe, batch, embedder, pool))
+            tick(len(batch))
+            since_checkpoint += len(batch)
+            if since_checkpoint >= checkpoint_every and start + batch_size < len(todo):
+                _save(build)
+                report.checkpoints += 1
+                since_checkpoint = 0
     removed = _prune(build, {item.object_id for item in sources}) if prune else []
-    layout.root.mkdir(parents=True, exist_ok=True)
-    build.features.store.save(layout.features_file)
-    if build.index is not None:
-        build.index.save(layout.search_file)
-        report.total = len(build.index)
+    _save(build)
     for object_id in removed:  # only once the saved index no longer names them
         build.images.delete(object_id)
+    report.seconds = time.perf_counter() - started
     return report
+
+
+def _save(build: _Build) -> None:
+    """Write the features, then the index (so every object the index names has features), atomically."""
+    build.layout.root.mkdir(parents=True, exist_ok=True)
+    build.features.store.save(build.layout.features_file)
+    if build.index is not None:
+        build.index.save(build.layout.search_file)
+        build.report.total = len(build.index)
 
 
 def _open_index(layout: Snapshot, embedder: ImageEmbedder) -> VectorIndex | None:
@@ -143,32 +181,43 @@ def _plan(build: _Build, sources: Sequence[SourceImage], rows: dict[str, ObjectM
     return todo
 
 
-async def _add_batch(build: _Build, recipe: ReferenceRecipe, batch: Sequence[Todo], embedder: ImageEmbedder) -> None:
-    """The recipe for one batch: prepare, embed together, then per reference features, image copy and vector."""
-    prepared = _prepare_batch(batch, build.report)
+async def _add_batch(
+    build: _Build, recipe: ReferenceRecipe, batch: Sequence[Todo], embedder: ImageEmbedder, pool: Executor
+) -> None:
+    """The recipe for one batch: prepare (on ``pool``), embed together while ``pool`` extracts the features, then
+    per reference, in order: features stored, image copied, vector added."""
+    prepared = _prepare_batch(batch, build.report, pool)
     if not prepared:
         return
-    vectors = await recipe.embed([reference for _, reference in prepared])
+    references = [reference for _, reference in prepared]
+    vectors, extracted = await asyncio.gather(recipe.embed(references), build.features.extract_many(references, pool))
     if build.index is None:
         stamp = model_stamp(embedder)
         build.index = VectorIndex(int(vectors.shape[1]), model=stamp.model, preprocessing=stamp.preprocessing)
-    for ((item, sha, meta), reference), vector in zip(prepared, vectors, strict=True):
-        await recipe.add_features(reference)
+    for ((item, sha, meta), reference), vector, features in zip(prepared, vectors, extracted, strict=True):
+        build.features.store.put(reference.object_id, features)
         file_name = build.images.copy_from(item.object_id, item.path)
         replaced = build.index.upsert(vector, _with_source(meta, file_name, sha))
         (build.report.updated if replaced else build.report.added).append(item.object_id)
 
 
-def _prepare_batch(batch: Sequence[Todo], report: BuildReport) -> list[tuple[Todo, Reference]]:
-    """Step 1 of the recipe for each decodable image; an unreadable one is reported and skipped."""
-    prepared = []
-    for entry in batch:
+def _prepare_batch(batch: Sequence[Todo], report: BuildReport, pool: Executor) -> list[tuple[Todo, Reference]]:
+    """Step 1 of the recipe for each decodable image, read and decoded on ``pool``; an unreadable one is reported
+    and skipped."""
+
+    def prepare(entry: Todo) -> Reference | str:
         try:
             image: Image.Image = decode_image(entry[0].path.read_bytes())
         except ServiceError as exc:
-            report.problems.append(f"{entry[0].path.name}: {exc.message}; skipped")
-            continue
-        prepared.append((entry, prepare_reference(entry[0].object_id, image)))
+            return f"{entry[0].path.name}: {exc.message}; skipped"
+        return prepare_reference(entry[0].object_id, image)
+
+    prepared = []
+    for entry, result in zip(batch, pool.map(prepare, batch), strict=True):
+        if isinstance(result, str):
+            report.problems.append(result)
+        else:
+            prepared.append((entry, result))
     return prepared
 
 

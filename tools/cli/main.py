@@ -28,7 +28,14 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--snapshot", type=Path, default=None, help=f"snapshot directory (default {default_snapshot_dir()})"
     )
     build.add_argument("--prune", action="store_true", help="remove objects whose image file is gone")
-    build.add_argument("--batch-size", type=int, default=16)
+    build.add_argument("--batch-size", type=int, default=16, help="images embedded in one model call")
+    build.add_argument("--workers", type=int, default=None, help="threads decoding and extracting (default: CPUs)")
+    build.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=256,
+        help="save every N images (a stopped build resumes)",
+    )
     build.set_defaults(func=_cmd_build)
     from tools.cli.doctor import add_index_parser
 
@@ -62,6 +69,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
             prune=args.prune,
             batch_size=args.batch_size,
             progress=progress,
+            workers=args.workers,
+            checkpoint_every=args.checkpoint_every,
         )
     except ConfigurationError as exc:  # an unusable model, or a snapshot of another model
         print(f"error: {exc}", file=sys.stderr)
@@ -75,6 +84,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         f"snapshot {snapshot}: {report.total} objects "
         f"({len(report.added)} added, {len(report.updated)} updated, {len(report.metadata_only)} metadata updated, "
         f"{report.unchanged} unchanged, {len(report.removed)} removed)"
+    )
+    print(
+        f"indexed {report.indexed} artworks in {report.seconds:.1f} s ({report.rate:.1f} artworks/s, "
+        f"{report.checkpoints} checkpoints saved on the way)"
     )
     return 0
 

@@ -277,3 +277,40 @@ def test_index_build_reports_an_unusable_model_setting(source, snapshot, monkeyp
 
     assert "'resnet18' needs weights_path" in capsys.readouterr().err
     assert not snapshot.exists()
+
+
+class _Interrupt(Exception):
+    """Stands for a build stopped by Ctrl-C or a crash."""
+
+
+def test_an_interrupted_build_resumes_from_its_last_checkpoint(source, snapshot):
+    class Stopping(FakeEmbedder):
+        def embed(self, images):
+            if len(self.calls) == 2:  # the third batch never finishes
+                raise _Interrupt
+            return super().embed(images)
+
+    (source / "delta.jpg").write_bytes(encode(textured(33, (160, 120))))
+    with pytest.raises(_Interrupt):
+        build_collection(source, snapshot, Stopping(), batch_size=1, checkpoint_every=2)
+    index, _ = assert_consistent(snapshot)  # the checkpoint after two images is a whole snapshot
+    assert len(index) == 2
+
+    embedder = FakeEmbedder()
+    report = build_collection(source, snapshot, embedder, batch_size=1, checkpoint_every=2)
+
+    assert report.unchanged == 2 and len(report.added) == 2 and embedder.calls == [1, 1]
+    assert report.total == 4 and report.checkpoints == 0 and report.rate > 0
+    assert_consistent(snapshot)
+
+
+def test_parallel_workers_store_features_in_the_batch_order_whatever_finishes_first(source, snapshot, tmp_path):
+    build_collection(source, snapshot, FakeEmbedder(), workers=3)
+    build_collection(source, tmp_path / "one-worker", FakeEmbedder(), workers=1)
+    many, one = (
+        FeatureStore.load(snapshot / "features.npz"),
+        FeatureStore.load(tmp_path / "one-worker" / "features.npz"),
+    )
+    assert many.ids() == one.ids() == ["alpha", "beta", "gamma"]
+    for object_id in many.ids():
+        np.testing.assert_array_equal(many.get(object_id).descriptors, one.get(object_id).descriptors)
