@@ -61,8 +61,11 @@ def container_definitions(spec: ContainerSpec) -> pulumi.Output[str]:
     Returns:
         A JSON array with one container definition.
     """
-    environment = {f"{spec.env_prefix}_HOST": "0.0.0.0", f"{spec.env_prefix}_PORT": str(spec.port)}
-    environment.update(spec.environment)  # type: ignore[arg-type]
+    environment: dict[str, pulumi.Input[str]] = {
+        f"{spec.env_prefix}_HOST": "0.0.0.0",
+        f"{spec.env_prefix}_PORT": str(spec.port),
+    }
+    environment.update(spec.environment)
     definition: dict[str, object] = {
         "name": spec.name,
         "image": spec.image,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -88,8 +89,8 @@ class Network(pulumi.ComponentResource):
             }
         )
 
-    def _opts(self, **kwargs: object) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)  # type: ignore[arg-type]
+    def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **kwargs)
 
     def _create_subnets(self, tier: str, cidrs: list[str]) -> list[aws.ec2.Subnet]:
         return [

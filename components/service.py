@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -16,7 +17,9 @@ from services.common.topology import HEALTH_PATH
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
-def capacity_strategy(spot_percent: int, capacity_provider: str | None = None) -> list[dict[str, object]]:
+def capacity_strategy(
+    spot_percent: int, capacity_provider: pulumi.Input[str] | None = None
+) -> list[aws.ecs.ServiceCapacityProviderStrategyArgsDict]:
     """The capacity provider strategy: an EC2 provider, or Fargate with a FARGATE_SPOT share.
 
     Below 100 % Spot, one on-demand task is kept as the base and the rest is split by the smallest integer weights.
@@ -143,8 +146,8 @@ class EcsService(pulumi.ComponentResource):
             }
         )
 
-    def _child(self, **kwargs: object) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, **kwargs)  # type: ignore[arg-type]
+    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **kwargs)
 
     def _create_roles(self) -> tuple[aws.iam.Role, aws.iam.Role]:
         a = self._args
@@ -287,7 +290,7 @@ class EcsService(pulumi.ComponentResource):
             cluster=a.cluster_arn,
             task_definition=self.task_definition.arn,
             desired_count=a.desired_count,
-            capacity_provider_strategies=capacity_strategy(a.spot_percent, a.capacity_provider),  # type: ignore[arg-type]
+            capacity_provider_strategies=capacity_strategy(a.spot_percent, a.capacity_provider),
             deployment_maximum_percent=200,
             deployment_minimum_healthy_percent=100,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),

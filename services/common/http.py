@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -86,12 +86,12 @@ EXCEPTION_HANDLERS: dict[Any, Callable[..., Response[Any]]] = {
 }
 
 ERROR_SCHEMA = Schema(
-    type="object",  # type: ignore[arg-type]
+    type=OpenAPIType.OBJECT,
     required=["error", "message", "details"],
     properties={
-        "error": Schema(type="string", description="Stable machine-readable code"),  # type: ignore[arg-type]
-        "message": Schema(type="string"),  # type: ignore[arg-type]
-        "details": Schema(type="object"),  # type: ignore[arg-type]
+        "error": Schema(type=OpenAPIType.STRING, description="Stable machine-readable code"),
+        "message": Schema(type=OpenAPIType.STRING),
+        "details": Schema(type=OpenAPIType.OBJECT),
     },
 )
 
