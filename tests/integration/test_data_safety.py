@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 from services.collection.layout import SEARCH_FILE
-from services.common.schemas import ObjectMetadata
 from services.collection.vectors import VectorIndex
+from services.common.schemas import ObjectMetadata
 from tests.support import API_KEY, SMALL_COLLECTION, free_port
 from tools.cli.local_stack import SERVICES, LocalStack
 
