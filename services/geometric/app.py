@@ -7,24 +7,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated, TypeAlias
+from typing import TypeAlias
 
 import anyio
 import msgspec
 import numpy as np
-from litestar import Litestar, delete, get, put
+from litestar import Litestar, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 from prometheus_client import Gauge
 
 from services.collection.features import FeatureSet
 from services.common.errors import InvalidFields, NotFound, NotReady
-from services.common.http import build_app, compute_post
+from services.common.http import ObjectIdPath, blocking_route, build_app
 from services.common.images import decode_base64, decode_image, to_array
 from services.common.observability import ServiceMetrics
 from services.common.schemas import (
-    OBJECT_ID_PATTERN,
     ExtractRequest,
     ExtractResponse,
     Features,
@@ -55,9 +54,6 @@ from services.geometric.wire import (
     painting_to_wire,
     result_to_wire,
 )
-
-ObjectIdPath = Annotated[str, Parameter(pattern=OBJECT_ID_PATTERN)]
-
 
 STATE_KEY = "service"
 """Name of the :class:`GeometricState` on the app's state while it runs, and of the handlers' parameter."""
@@ -129,7 +125,8 @@ def info(service: Service) -> dict[str, object]:
     )
 
 
-@compute_post(
+@blocking_route(
+    post,
     "/extract",
     operation_id="extract",
     summary="Local features of an image, the references they vote for, and the paintings located in it",
@@ -149,7 +146,7 @@ def extract(data: JSONBody[ExtractRequest], service: Service) -> ExtractResponse
     return ExtractResponse(features_to_wire(features), elapsed, wired_fine, shortlist, located)
 
 
-@compute_post("/match", operation_id="match", summary="Verify the query against one stored reference")
+@blocking_route(post, "/match", operation_id="match", summary="Verify the query against one stored reference")
 def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
     """Verify one query (its features, or an image to extract them from) against one stored reference: the
     homography's inliers and whether it counts as verified.
@@ -159,7 +156,9 @@ def match(data: JSONBody[MatchRequest], service: Service) -> MatchResult:
     return result_to_wire(object_id, result)
 
 
-@compute_post("/match/batch", operation_id="matchBatch", summary="Verify the query against several stored references")
+@blocking_route(
+    post, "/match/batch", operation_id="matchBatch", summary="Verify the query against several stored references"
+)
 def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBatchResponse:
     """Verify one query against several stored references in one call, each answered as by `match`; each of the
     first `fine_first` references that does not verify is tried again against the query's finer features.
@@ -171,7 +170,8 @@ def match_batch(data: JSONBody[MatchBatchRequest], service: Service) -> MatchBat
     return MatchBatchResponse(results, (time.perf_counter() - started) * 1000)
 
 
-@compute_post(
+@blocking_route(
+    post,
     "/match/paintings",
     operation_id="matchPaintings",
     summary="Rectify located paintings and verify each against the references its own features vote for",
@@ -207,11 +207,11 @@ def get_reference(object_id: ObjectIdPath, service: Service) -> ReferenceInfo:
     return ReferenceInfo(object_id, len(features.keypoints))
 
 
-@put(
+@blocking_route(
+    put,
     "/references/{object_id:str}",
     operation_id="putReference",
     summary="Extract and store a reference's features from its image",
-    sync_to_thread=True,
 )
 def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], service: Service) -> ReferenceInfo:
     """Extract a reference's features from its base64 image and store them (replacing any), saved at once."""
@@ -220,12 +220,8 @@ def put_reference(object_id: ObjectIdPath, data: JSONBody[ReferenceRequest], ser
     return ReferenceInfo(object_id, len(features.keypoints))
 
 
-@delete(
-    "/references/{object_id:str}",
-    operation_id="deleteReference",
-    summary="Drop a reference's features",
-    status_code=200,
-    sync_to_thread=True,
+@blocking_route(
+    delete, "/references/{object_id:str}", operation_id="deleteReference", summary="Drop a reference's features"
 )
 def delete_reference(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
     """Forget a reference's features, saved at once; 404 when it had none."""
