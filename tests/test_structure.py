@@ -203,7 +203,7 @@ SERVICE_NAMES = tuple(SERVICES)
 
 
 def test_no_service_imports_another_services_modules() -> None:
-    assert set(SERVICE_NAMES) == {"gateway", "embeddings", "search", "geometric"}
+    assert {"gateway", "embeddings", "search", "geometric"} <= set(SERVICE_NAMES)  # a new service is checked too
     assert cross_service_imports(ROOT, SERVICE_NAMES) == []
 
 
