@@ -1,7 +1,7 @@
 """``artwork-matcher infra verify --url`` against a real local stack serving the demo collection, and a snapshot
 copied the way a backup restore copies it, served and verified.
 
-The stack is this module's own (the demo pictures minus ``chelsea``, real model, four processes on free ports);
+The stack is this module's own (the demo paintings minus ``van_gogh_auvers``, real model, four processes on free ports);
 the last test stops a backend, so it runs last.
 """
 
@@ -22,7 +22,7 @@ from tools.cli.local_stack import SERVICES, LocalStack
 from tools.cli.main import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
-LEFT_OUT = "chelsea"
+LEFT_OUT = "van_gogh_auvers"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_verify_passes_against_a_healthy_local_stack(stack: LocalStack, capsys: 
     assert verify(stack.url("gateway")) == 0
     out = capsys.readouterr().out
     assert out.count("  PASS  ") == 4 and "FAIL" not in out
-    assert "want astronaut, got astronaut" in out
+    assert "want hokusai_great_wave, got hokusai_great_wave" in out
     assert out.splitlines()[-1] == "all 4 checks passed"
 
 
@@ -60,9 +60,9 @@ def test_a_photo_of_the_stacks_own_collection_is_checked_with_photo_and_expect(
     stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, _, queries = make_demo(tmp_path)
-    [photo] = [q.path for q in queries if q.expected == "coffee"]
-    assert verify(stack.url("gateway"), "--photo", str(photo), "--expect", "coffee") == 0
-    assert verify(stack.url("gateway"), "--photo", str(photo), "--expect", "rocket") == 1
+    photo = next(q.path for q in queries if q.expected == "leonardo_mona_lisa")
+    assert verify(stack.url("gateway"), "--photo", str(photo), "--expect", "leonardo_mona_lisa") == 0
+    assert verify(stack.url("gateway"), "--photo", str(photo), "--expect", "bruegel_harvesters") == 1
     assert capsys.readouterr().out.splitlines()[-1] == f"FAILED: identify {photo.name}"
 
 

@@ -22,8 +22,8 @@ from typing import TextIO
 
 import httpx
 
-BUILT_IN = ("astronaut", "coffee", "chelsea")
-"""Pictures of the built-in set (keys of :data:`tools.cli.demo.DEMO_WORKS`); the first is sent unless ``--sample``."""
+BUILT_IN = ("hokusai_great_wave", "leonardo_mona_lisa", "van_gogh_auvers")
+"""Paintings of the demo collection (:func:`tools.cli.demo.demo_works`); the first is sent unless ``--sample``."""
 
 REQUIRED_HEADERS: dict[str, str] = {
     "x-content-type-options": "nosniff",
@@ -69,11 +69,11 @@ class Sample:
 
 
 def built_in_sample(name: str = BUILT_IN[0], seed: int = 7) -> Sample:
-    """A photo-like variant of one demo picture (on a wall, in perspective, lit, blurred, noisy) with its reference."""
+    """A photo-like shot of a demo painting (framed on a wall, at an angle, lit, blurred, noisy) and its reference."""
     import numpy as np
     from PIL import Image
 
-    from tools.cli.demo import DEMO_WORKS, photograph, reference_image
+    from tools.cli.demo import demo_works, photograph, reference_image
 
     if name not in BUILT_IN:
         raise ValueError(f"unknown built-in sample {name!r}; choose one of {', '.join(BUILT_IN)}")
@@ -81,7 +81,7 @@ def built_in_sample(name: str = BUILT_IN[0], seed: int = 7) -> Sample:
     photo, reference = io.BytesIO(), io.BytesIO()
     Image.fromarray(photograph(picture, np.random.default_rng(seed))).save(photo, "JPEG", quality=85)
     Image.fromarray(picture).save(reference, "PNG")
-    title, artist, date = DEMO_WORKS[name]
+    title, artist, date = demo_works()[name]
     metadata = {"title": title, "artist": artist, "date": date}
     return Sample(photo.getvalue(), f"photo_of_{name}.jpg", name, reference.getvalue(), metadata)
 

@@ -102,11 +102,11 @@ def test_required_headers_are_the_ones_the_gateway_sets() -> None:
 
 
 def test_the_built_in_sample_is_a_photo_of_a_demo_picture_with_its_reference() -> None:
-    sample = built_in_sample("coffee")
-    assert (sample.expected, sample.filename) == ("coffee", "photo_of_coffee.jpg")
+    sample = built_in_sample("leonardo_mona_lisa")
+    assert (sample.expected, sample.filename) == ("leonardo_mona_lisa", "photo_of_leonardo_mona_lisa.jpg")
     assert sample.photo[:2] == b"\xff\xd8" and sample.reference is not None and sample.reference[:4] == b"\x89PNG"
-    assert sample.metadata == {"title": "A Cup of Coffee", "artist": "Rachel Michetti", "date": ""}
-    assert built_in_sample("coffee").photo == sample.photo, "seeded: the same photo every run"
+    assert sample.metadata == {"title": "Mona Lisa", "artist": "Leonardo da Vinci", "date": "1503–1519"}
+    assert built_in_sample("leonardo_mona_lisa").photo == sample.photo, "seeded: the same photo every run"
 
 
 def parse(*argv: str) -> argparse.Namespace:
