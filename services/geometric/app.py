@@ -43,7 +43,7 @@ from services.common.schemas import (
 from services.common.service import background, info_body, watch_file
 from services.common.version import __version__
 from services.geometric.localise import locate_paintings
-from services.geometric.paintings import look_closer
+from services.geometric.paintings import look_at_each
 from services.geometric.references import References
 from services.geometric.settings import GeometricSettings
 from services.geometric.verify import extract_features
@@ -182,11 +182,13 @@ def match_paintings(data: JSONBody[MatchPaintingsRequest], service: Service) -> 
     its `reference_ids` are verified against it; homographies and boxes are given in the photo.
     """
     started = time.perf_counter()
-    pixels = _pixels(service, data.image)
+    asked = [
+        (corners_from_wire(p.corners, field=f"paintings[{i}].corners"), list(p.reference_ids))
+        for i, p in enumerate(data.paintings)
+    ]
+    looks = look_at_each(service.references, _pixels(service, data.image), asked, data.shortlist)
     answers = []
-    for index, painting in enumerate(data.paintings):
-        corners = corners_from_wire(painting.corners, field=f"paintings[{index}].corners")
-        look = look_closer(service.references, pixels, corners, list(painting.reference_ids), data.shortlist)
+    for index, look in enumerate(looks):
         results = [msgspec.structs.replace(result_to_wire(i, r), painting=index) for i, r in look.results]
         shortlist = [ShortlistVote(v.object_id, v.votes) for v in look.votes]
         answers.append(PaintingMatches(look.keypoints, shortlist, results))

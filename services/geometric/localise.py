@@ -36,23 +36,25 @@ class LocaliseParams:
     Attributes:
         work_side: longest side, pixels, of the copy the paintings are located on.
         min_area: smallest painting kept, as a fraction of the photo's area.
-        max_area: largest painting kept, as a fraction of the photo's area (a photo filled by one painting needs no
-            localiser).
+        max_area: largest painting kept, as a fraction of the photo's area (1: a close-up filled by one painting
+            is located as the whole photo).
         min_fit: least ratio between the blob's convex-hull area and its quadrilateral's (either way round).
         min_solidity: least share of its convex hull a blob fills.
         max_corner_cosine: largest |cos| of a corner angle (0.77: corners between about 40° and 140°).
         erosion_radii: radii, pixels of the working copy, at which blobs are eroded apart (0: as found).
+        canny: Canny hysteresis thresholds (low, high); each pair gives its own blobs, all are candidates.
         overlap_iou: quadrilaterals whose bounding boxes overlap more than this are one painting.
         max_paintings: most quadrilaterals returned, largest first.
     """
 
     work_side: int = 512
     min_area: float = 0.004
-    max_area: float = 0.9
+    max_area: float = 1.0
     min_fit: float = 0.82
     min_solidity: float = 0.7
     max_corner_cosine: float = 0.77
     erosion_radii: tuple[int, ...] = (0, 3, 6, 10)
+    canny: tuple[tuple[int, int], ...] = ((30, 90), (15, 45))
     overlap_iou: float = 0.5
     max_paintings: int = 8
 
@@ -100,11 +102,10 @@ def order_corners(points: np.ndarray) -> np.ndarray:
     return np.roll(clockwise, -start, axis=0)
 
 
-def _edge_blobs(grey: np.ndarray) -> np.ndarray:
-    """The filled blobs of closed Canny edges: frames with what they enclose."""
-    grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
-    grey = cv2.GaussianBlur(grey, (5, 5), 0)
-    edges = cv2.Canny(grey, 30, 90)
+def _edge_blobs(grey: np.ndarray, thresholds: tuple[int, int]) -> np.ndarray:
+    """The filled blobs of closed Canny edges (hysteresis ``thresholds``) of an equalised, blurred grey image:
+    frames with what they enclose."""
+    edges = cv2.Canny(grey, *thresholds)
     edges = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7)))
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(edges)
@@ -185,9 +186,15 @@ def locate_paintings(image: np.ndarray, params: LocaliseParams = LocaliseParams(
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-    mask = _edge_blobs(grey)
+    grey = cv2.GaussianBlur(cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey), (5, 5), 0)
     frame = np.array([grey.shape[1], grey.shape[0]], dtype=np.float64)
-    scored = [(s, q / frame) for r in params.erosion_radii for s, q in _candidates(mask, r, params)]
+    scored = [
+        (s, q / frame)
+        for thresholds in params.canny
+        for mask in [_edge_blobs(grey, thresholds)]
+        for r in params.erosion_radii
+        for s, q in _candidates(mask, r, params)
+    ]
     scored.sort(key=lambda item: -item[0])
     kept: list[Quad] = []
     for score, corners in scored:

@@ -5,13 +5,16 @@ Small and far paintings are where whole-photo verification fails: on ``estense-d
 GoPro frame gets a few dozen of the photo's 2000 keypoints. Rectified to 560 px with its own 1200 keypoints (the
 outer ``shrink`` of the quadrilateral, mostly frame, left out: gilded mouldings would take the strongest keypoints),
 the same painting verifies with 15–50 inliers. 800 px with 2000 keypoints verified the same paintings on
-``estense-dev`` at half as much again the cost; 640 px without leaving the frame out lost the smallest. Pure numerics over :mod:`services.geometric.localise`,
-:mod:`services.geometric.verify` and the :class:`~services.geometric.references.References`; no web framework.
+``estense-dev`` at half as much again the cost; 640 px without leaving the frame out lost the smallest. Pure
+numerics over :mod:`services.geometric.localise`, :mod:`services.geometric.verify` and the
+:class:`~services.geometric.references.References`; no web framework.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -122,3 +125,18 @@ def look_closer(
             result = in_photo(result, to_frame, reference, (width, height))
         results.append((object_id, result))
     return CloseLook(len(features), votes, results)
+
+
+def look_at_each(
+    references: References,
+    image: np.ndarray,
+    paintings: Sequence[tuple[np.ndarray, list[str]]],
+    shortlist: int,
+    look: CloseLookParams = CloseLookParams(),
+) -> list[CloseLook]:
+    """:func:`look_closer` at each ``(corners, extra_ids)`` painting, in order; on up to ``references.threads``
+    threads at once (OpenCV and FAISS release the GIL: a crop's extraction and vote run while another's verify)."""
+    if len(paintings) < 2 or references.threads < 2:
+        return [look_closer(references, image, c, ids, shortlist, look) for c, ids in paintings]
+    with ThreadPoolExecutor(min(len(paintings), references.threads), thread_name_prefix="look") as pool:
+        return list(pool.map(lambda p: look_closer(references, image, p[0], p[1], shortlist, look), paintings))
