@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import pulumi
 
 from components.gpu import check_task_fits
+from components.sizing import needed_mib, task_memory_mib
 from services.common.topology import SERVICES
 
 SERVICE_NAMES: tuple[str, ...] = tuple(SERVICES)
@@ -52,6 +53,7 @@ GLOBAL_KEYS: Mapping[str, str] = {
     "scaleDownSchedule": "str",
     "gatewayRequestsPerTarget": "int",
     "searchReloadIntervalS": "int",
+    "expectedArtworks": "int",
     "enableHttps": "bool",
     "domainName": "str",
     "hostedZoneId": "str",
@@ -166,6 +168,7 @@ class StackConfig:
     scale_down_schedule: str
     gateway_requests_per_target: int
     search_reload_interval_s: int
+    expected_artworks: int
     enable_https: bool
     domain_name: str
     hosted_zone_id: str
@@ -270,7 +273,8 @@ class StackConfig:
         services = {}
         for name in SERVICE_NAMES:
             raw = {_snake(suffix): readers[kind](f"{name}{suffix}") for suffix, kind in SERVICE_KEYS.items()}
-            services[name] = ServiceSizing(name=name, port=SERVICES[name].port, **raw)  # type: ignore[arg-type]
+            sizing = ServiceSizing(name=name, port=SERVICES[name].port, **raw)  # type: ignore[arg-type]
+            services[name] = sized_for(sizing, int(values["expected_artworks"]))
         return cls(
             project=pulumi.get_project(),
             stack=pulumi.get_stack(),
@@ -278,6 +282,27 @@ class StackConfig:
             gateway_api_key=config.require_secret("gatewayApiKey"),
             **values,  # type: ignore[arg-type]
         )
+
+
+def sized_for(sizing: ServiceSizing, artworks: int) -> ServiceSizing:
+    """``sizing`` with its memory raised to what ``artworks`` need (:mod:`components.sizing`), kept under the
+    service's memory target; unchanged where the configured memory is enough or the service does not grow.
+
+    Raises:
+        ValueError: the need exceeds the largest task for the service's CPU, naming the keys and what to do.
+    """
+    need = needed_mib(sizing.name, artworks)
+    allowed = _FARGATE_MEMORY.get(sizing.cpu, range(0))
+    if need == 0 or sizing.memory not in allowed:  # not a Fargate size: check_fargate_size names the keys
+        return sizing
+    memory = task_memory_mib(need, sizing.memory_target, sizing.memory, allowed)
+    if memory is None:
+        raise ValueError(
+            f"expectedArtworks={artworks} needs {need} MiB in {sizing.name}, more than a {sizing.name}Cpu="
+            f"{sizing.cpu} task holds under {sizing.name}MemoryTarget={sizing.memory_target}%: raise "
+            f"{sizing.name}Cpu, or shard the collection over several {sizing.name} services (components/README.md)"
+        )
+    return dataclasses.replace(sizing, memory=memory)
 
 
 def _snake(camel: str) -> str:

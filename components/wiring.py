@@ -17,6 +17,7 @@ from components.images import ContainerImages
 from components.network import Network
 from components.secrets import AppSecret
 from components.service import EcsServiceArgs, EfsMount
+from components.sizing import vote_budget
 from components.storage import Storage
 from services.common.topology import SERVICES, facts, service_environment
 
@@ -54,6 +55,11 @@ def environment(cfg: StackConfig, name: str, namespace: str) -> dict[str, pulumi
         env["EMBEDDINGS_DEVICE"] = "cuda" if cfg.embeddings_on_gpu else "cpu"
     if name == "search":
         env["SEARCH_RELOAD_INTERVAL_S"] = str(cfg.search_reload_interval_s)
+        env["SEARCH_EXPECTED_SIZE"] = str(cfg.expected_artworks)
+    if name == "geometric":
+        sizing = cfg.services[name]
+        budget = vote_budget(sizing.memory, sizing.memory_target, cfg.expected_artworks)
+        env["GEOMETRIC_VOTE_MAX_DESCRIPTORS"] = str(budget)
     return env
 
 

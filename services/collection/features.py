@@ -227,6 +227,14 @@ class FeatureStore:
         """Every stored object's features, in insertion order (the current state; never mutated afterwards)."""
         return self._snapshot.items
 
+    @staticmethod
+    def write(path: Path, items: Mapping[str, FeatureSet], *, extractor: str, version: int = 1) -> None:
+        """Write a feature file of ``items`` atomically, streaming: ``items`` may make each reference's features when
+        asked (a generator-backed mapping), so a file larger than memory can be written (benchmarks, imports)."""
+        atomic_write(
+            Path(path), lambda handle: _write_streamed(handle, _Snapshot(version, items), time.time(), extractor)
+        )
+
     @classmethod
     def load(cls, path: Path, *, extractor: str | None = None, mapped: bool = False) -> FeatureStore:
         """Read a file written by :meth:`save`; with ``extractor`` (the reader's stamp), refuse features made by

@@ -25,6 +25,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 FORMAT_VERSION = 1
+COMPRESS_ABOVE = 50_000
+"""Vectors from which an ``auto`` index is compressed (exact search over 50 000 vectors of 1280 floats takes a few
+milliseconds on one core; above, the inverted file is faster and four times smaller). Declared here, FAISS-free, so
+that the infrastructure's sizing reads the same number."""
 
 
 class SnapshotError(ValueError):

@@ -28,6 +28,7 @@ import numpy as np
 from services.collection.compressed import train_compressed
 from services.collection.stamp import ModelStamp
 from services.collection.vector_file import (
+    COMPRESS_ABOVE,
     FORMAT_VERSION,
     SnapshotError,
     encode_vector_file,
@@ -37,12 +38,9 @@ from services.collection.vector_file import (
 from services.common.atomic import atomic_write
 from services.common.schemas import ObjectMetadata
 
-__all__ = ["FORMAT_VERSION", "Hit", "IndexKind", "SnapshotError", "VectorIndex", "check_vectors"]
+__all__ = ["COMPRESS_ABOVE", "FORMAT_VERSION", "Hit", "IndexKind", "SnapshotError", "VectorIndex", "check_vectors"]
 
 IndexKind = Literal["flat", "ivf", "auto"]
-COMPRESS_ABOVE = 50_000
-"""``auto``: vectors from which the index is compressed (exact search over 50 000 vectors of 1280 floats takes a few
-milliseconds on one core; above, the inverted file is faster and four times smaller)."""
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,12 @@ from typing import TypeVar
 from services.collection.features import FeatureSet, FeatureStore
 from services.common.atomic import FileWatch
 from services.geometric.retrieval import Vote, VoteIndex
+from services.geometric.settings import VOTE_MAX_DESCRIPTORS
 from services.geometric.verify import PairResult, VerifyParams, verify_pair
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 U = TypeVar("U")
-
-
-VOTE_MAX_DESCRIPTORS = 8_000_000
-"""Most reference descriptors the vote index is built over at load (136 B each in memory: ~1.1 GB); above, the
-shortlist is the embedding's alone. About 16 000 references of ~500 descriptors."""
 
 
 class References:

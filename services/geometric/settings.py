@@ -12,6 +12,10 @@ from services.common.settings import ServiceSettings, port_field
 from services.common.topology import facts
 
 _SERVICE = facts("geometric")
+VOTE_MAX_DESCRIPTORS = 8_000_000
+"""Default of ``vote_max_descriptors``; FAISS-free here so that the infrastructure's sizing reads it."""
+VOTE_BYTES_PER_DESCRIPTOR = 136
+"""Memory of one descriptor in the vote index: 128 one-byte values and an 8-byte id."""
 
 
 class GeometricSettings(ServiceSettings):
@@ -31,7 +35,7 @@ class GeometricSettings(ServiceSettings):
     """Most keypoints accepted in query features sent by a client."""
     verify_threads: int = Field(default=2, ge=1, le=64)
     """Threads verifying one request's candidates in parallel (one OpenCV thread each); about the CPU cores."""
-    vote_max_descriptors: int = Field(default=8_000_000, ge=0)
+    vote_max_descriptors: int = Field(default=VOTE_MAX_DESCRIPTORS, ge=0)
     """Most reference descriptors the vote shortlist indexes (136 bytes each in memory, ~500 per reference): above,
     at load, the shortlist is the embedding's alone. 8 000 000 is ~1.1 GB, about 16 000 references."""
 
