@@ -101,6 +101,8 @@ class MappedItems(Mapping[str, "FeatureSet"]):
         in a ``sizes[i]`` (width, height) frame; ``make`` is :class:`FeatureSet` (passed in: that module imports
         this one)."""
         self.file = file
+        self.saved_at = 0.0
+        """The save time in the mapped file's header (a journal names its base by it)."""
         self._make = make
         self._keypoints = file.array("keypoints")
         self._descriptors = file.array("descriptors")

@@ -12,6 +12,12 @@ with OpenCV, is the geometric service's ``verify.py``). Used by the geometric se
 Loaded ``mapped``, the file's arrays stay on disk, memory-mapped (:mod:`services.collection.feature_map`), and a
 reference's features are read when asked for: the store's memory then does not grow with the collection. A save
 streams the references into the file one at a time (never all of them concatenated in memory).
+
+A mapped store saves a few changes as a journal beside the file (``features.npz.delta``, same format, naming the
+base file's save time and the ids removed from it) instead of rewriting every reference: adding one artwork to a
+large collection writes one reference, not gigabytes. A load applies the journal when it names the base it sits on;
+a full save rewrites the base and then deletes the journal (a crash between the two leaves a journal naming an
+older base, which loads ignore). The journal is folded into the base when it grows past :data:`JOURNAL_SHARE`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,7 +34,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from services.collection.feature_map import LayeredItems, MappedFile, MappedItems
-from services.common.atomic import atomic_write, file_signature
+from services.common.atomic import atomic_write, file_signature, fsync_dir
 
 __all__ = [
     "DESCRIPTOR_SIZE",
@@ -44,6 +50,12 @@ FORMAT = "artwork-matcher/geometric-features"
 FORMAT_VERSION = 2
 """2: quantised RootSIFT descriptors (128 columns) and the extractor stamp in the header; 1 held ORB descriptors."""
 _ARRAYS = ("header", "keypoints", "descriptors", "offsets", "sizes")
+JOURNAL_SUFFIX = ".delta"
+"""The journal of a feature file ``f`` is ``f`` + this suffix."""
+JOURNAL_SHARE = 0.02
+"""Changes (added plus removed references) a journal holds, as a share of the base, before a save rewrites the base
+(at least :data:`JOURNAL_MIN`)."""
+JOURNAL_MIN = 64
 
 
 DESCRIPTOR_SIZE = 128
@@ -193,13 +205,25 @@ class FeatureStore:
         a crash at any point leaves the previous file whole. Concurrent saves are serialised so that an older
         snapshot never replaces a newer one.
         """
+        path = Path(path)
         with self._save_lock:
             snapshot = self._snapshot
             saved_at = time.time()
-            atomic_write(Path(path), lambda handle: _write_streamed(handle, snapshot, saved_at, self.extractor))
+            items = snapshot.items
+            if isinstance(items, LayeredItems) and _journaled(items, path):
+                base = (items.base.saved_at, sorted(items.removed))  # type: ignore[attr-defined]
+                changes = _Snapshot(snapshot.version, items.added)
+                atomic_write(
+                    journal_path(path), lambda h: _write_streamed(h, changes, saved_at, self.extractor, base=base)
+                )
+                self.saved_at = saved_at
+                return snapshot.version
+            atomic_write(path, lambda handle: _write_streamed(handle, snapshot, saved_at, self.extractor))
+            journal_path(path).unlink(missing_ok=True)  # folded into the base just written
+            fsync_dir(path.parent)
             self.saved_at = saved_at
-            if isinstance(snapshot.items, LayeredItems):
-                self._remap(Path(path), snapshot)
+            if isinstance(items, LayeredItems):
+                self._remap(path, snapshot)
             return snapshot.version
 
     def _remap(self, path: Path, saved: _Snapshot) -> None:
@@ -265,6 +289,10 @@ class FeatureStore:
             raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
+        journal = _read_journal(path, header["saved_at"])
+        if journal is not None:
+            header, added, removed = journal
+            items = {k: v for k, v in items.items() if k not in removed and k not in added} | added
         return cls._stamped(path, header, items, extractor)
 
     @classmethod
@@ -292,7 +320,12 @@ class FeatureStore:
             raise OutdatedFeatures(f"{path}: {exc}; run `artwork-matcher index build` to extract them again") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureStoreError(f"{path}: corrupt feature file: {exc}") from exc
-        return cls._stamped(path, header, LayeredItems(items), extractor)
+        journal = _read_journal(path, header["saved_at"])
+        if journal is None:
+            return cls._stamped(path, header, LayeredItems(items), extractor)
+        header, added, removed = journal
+        hidden = frozenset((removed | set(added)) & set(items))
+        return cls._stamped(path, header, LayeredItems(items, added, hidden), extractor)
 
     @classmethod
     def load_or_empty(cls, path: Path, *, extractor: str | None = None, mapped: bool = False) -> FeatureStore:
@@ -311,12 +344,21 @@ def _check_entry(object_id: object, features: object) -> None:
         raise ValueError(f"features of {object_id!r} must be a FeatureSet, got {type(features).__name__}")
 
 
-def _write_streamed(handle: BinaryIO, snapshot: _Snapshot, saved_at: float, extractor: str) -> None:
+def _write_streamed(
+    handle: BinaryIO,
+    snapshot: _Snapshot,
+    saved_at: float,
+    extractor: str,
+    *,
+    base: tuple[float, list[str]] | None = None,
+) -> None:
     """Write the file's arrays into ``handle`` one reference at a time (a plain ``np.savez`` layout: uncompressed
-    ``.npy`` members, so a reader can map them)."""
+    ``.npy`` members, so a reader can map them); with ``base`` (its save time, the ids removed from it), a journal."""
     ids = list(snapshot.items)
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": snapshot.version}
+    header: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": snapshot.version}
     header |= {"saved_at": saved_at, "ids": ids, "extractor": extractor}
+    if base is not None:
+        header |= {"base_saved_at": base[0], "removed": base[1]}
     counts = np.array([len(snapshot.items[object_id]) for object_id in ids], dtype=np.int64)
     sizes = np.zeros((len(ids), 2), np.int64)
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -394,7 +436,9 @@ def _load_mapped(path: Path) -> tuple[dict[str, Any], MappedItems]:
         if not np.isfinite(keypoints[start : start + (1 << 20)]).all():
             raise ValueError("keypoints must be finite")
     mapped.release()
-    return header, MappedItems(mapped, list(header["ids"]), np.array(offsets), np.array(sizes), make=FeatureSet)
+    items = MappedItems(mapped, list(header["ids"]), np.array(offsets), np.array(sizes), make=FeatureSet)
+    items.saved_at = float(header["saved_at"])
+    return header, items
 
 
 def _read_header(array: np.ndarray) -> dict[str, Any]:
@@ -419,3 +463,71 @@ def _expect(array: np.ndarray, dtype: type, ndim: int, name: str) -> np.ndarray:
     if array.dtype != dtype or array.ndim != ndim:
         raise ValueError(f"{name} is {array.dtype} with {array.ndim} dimensions, expected {np.dtype(dtype)}, {ndim}")
     return array
+
+
+def journal_path(path: Path) -> Path:
+    """Where the journal of the feature file ``path`` lives."""
+    return Path(path).with_name(Path(path).name + JOURNAL_SUFFIX)
+
+
+Signature = tuple[tuple[int, int], tuple[int, int] | None]
+
+
+class FeatureFileWatch:
+    """:class:`~services.common.atomic.FileWatch` for a feature file and its journal: the version last loaded or
+    written here, to tell when another writer changed either."""
+
+    def __init__(self, path: Path) -> None:
+        """Watch the feature file ``path`` (and its journal)."""
+        self.path = Path(path)
+        self.seen: Signature | None = None
+        """The signatures last loaded or written here; None before either."""
+
+    def current(self) -> Signature | None:
+        """The file's and its journal's signatures now; None when the file does not exist."""
+        base = file_signature(self.path)
+        return None if base is None else (base, file_signature(journal_path(self.path)))
+
+    def mark_written(self) -> None:
+        """Record the files as they are now, just written by this process (so they are not loaded back)."""
+        self.seen = self.current()
+
+    def reload_if_replaced(self, load: Callable[[], object]) -> bool:
+        """Call ``load`` when the file exists and it or its journal is not the version last seen; True when called."""
+        signature = self.current()
+        if signature is None or signature == self.seen:
+            return False
+        load()
+        return True
+
+
+def _journaled(items: LayeredItems, path: Path) -> bool:
+    """True when the changes over a mapped base of ``path`` are few enough to be saved as its journal."""
+    base = items.base
+    if not isinstance(base, MappedItems) or base.file.path != path:
+        return False
+    return len(items.added) + len(items.removed) <= max(JOURNAL_MIN, JOURNAL_SHARE * len(base))
+
+
+def _read_journal(path: Path, base_saved_at: float) -> tuple[dict[str, Any], dict[str, FeatureSet], set[str]] | None:
+    """The journal of ``path`` when it sits on the base saved at ``base_saved_at``: its header, the references it
+    adds or replaces, and the ids it removes from the base; None when there is none or it names another base.
+
+    Raises:
+        FeatureStoreError: the journal is unreadable or corrupt.
+    """
+    journal = journal_path(path)
+    try:
+        with np.load(journal, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in _ARRAYS}
+        header, added = _from_arrays(arrays)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        raise FeatureStoreError(f"{journal}: unreadable feature journal ({exc})") from exc
+    if header.get("base_saved_at") != base_saved_at:
+        return None  # left by a save interrupted after rewriting the base: its changes are in the base
+    removed = header.get("removed", [])
+    if not isinstance(removed, list) or not all(isinstance(object_id, str) for object_id in removed):
+        raise FeatureStoreError(f"{journal}: corrupt feature journal: removed ids are not a list of ids")
+    return header, added, set(removed)

@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from services.collection.features import FeatureSet, FeatureStore
-from services.common.atomic import FileWatch
+from services.collection.features import FeatureFileWatch, FeatureSet, FeatureStore
 from services.geometric.retrieval import Vote, VoteIndex
 from services.geometric.settings import VOTE_MAX_DESCRIPTORS
 from services.geometric.verify import PairResult, VerifyParams, verify_pair
@@ -49,7 +48,7 @@ class References:
         self.autosave = autosave
         self.store = FeatureStore(extractor=self.params.extractor_stamp())
         self.votes = VoteIndex(ratio=self.params.vote_ratio)
-        self._watch = FileWatch(self.path)
+        self._watch = FeatureFileWatch(self.path)
         self._lock = threading.Lock()
 
     def load(self) -> None:
