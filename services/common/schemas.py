@@ -106,6 +106,27 @@ class ObjectMetadata(Struct, forbid_unknown_fields=True):
     """Where visitors read more: an absolute http(s) URL, or empty."""
 
 
+CatalogueText = Annotated[str, Meta(max_length=2000)]
+"""A catalogue field's text (at most 2000 characters)."""
+
+
+class CatalogueUpdate(Struct, forbid_unknown_fields=True):
+    """A change of an artwork's catalogue fields: each field given replaces the stored one (surrounding white space
+    dropped; ``""`` clears it), absent ones are kept. The image, vector and features stay as they are."""
+
+    title: CatalogueText | None = None
+    artist: CatalogueText | None = None
+    date: CatalogueText | None = None
+    room: CatalogueText | None = None
+    description: CatalogueText | None = None
+    link: CatalogueLink | None = None
+
+    def apply(self, metadata: ObjectMetadata) -> ObjectMetadata:
+        """``metadata`` with the given fields replaced."""
+        given = {f: v.strip() for f in self.__struct_fields__ if isinstance(v := getattr(self, f), str)}
+        return msgspec.structs.replace(metadata, **given)
+
+
 class SearchRequest(Struct, forbid_unknown_fields=True):
     """Query vectors (each L2-normalised, the index's dimension) and how many hits per vector; ``include``: objects
     to score as well, whatever their rank (the gateway's local-feature shortlist)."""

@@ -9,13 +9,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import anyio
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 from pydantic import SecretStr
 
 from services.collection.images import check_object_id
@@ -23,7 +23,7 @@ from services.collection.report_file import CollectionReport, ReportFileError, r
 from services.common import errors
 from services.common.http import ObjectIdPath, build_app
 from services.common.images import decode_base64, decode_image, sniff_media_type
-from services.common.schemas import Health, HealthStatus, IdentifyOptions, IdentifyResponse
+from services.common.schemas import CatalogueUpdate, Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import info_body
 from services.common.version import __version__
 from services.decision.rule import DecisionParams
@@ -267,6 +267,18 @@ async def replace_object(
     return await _put_object(request, gateway, object_id, must_be_new=False)
 
 
+@patch(
+    "/objects/{object_id:str}",
+    operation_id="updateObject",
+    summary="Change an artwork's catalogue fields (its image, vector and features are kept)",
+    guards=[admin_guard],
+)
+async def update_object(object_id: ObjectIdPath, data: JSONBody[CatalogueUpdate], gateway: Gateway) -> dict[str, Any]:
+    """Change the catalogue fields given in the JSON body (``title``, ``artist``, ``date``, ``room``,
+    ``description``, ``link``); the others are kept, and nothing is embedded again. 404 for an unknown artwork."""
+    return _public(await gateway.collection.update(check_object_id(object_id), data))
+
+
 @delete(
     "/objects/{object_id:str}",
     operation_id="deleteObject",
@@ -304,7 +316,7 @@ async def collection_report(gateway: Gateway) -> CollectionReport:
 PUBLIC_ROUTES = (identify, health, info, list_objects, get_object, get_object_image, *WEB_ROUTES)
 """Routes anyone may call."""
 
-ADMIN_ROUTES = (add_object, replace_object, delete_object, collection_report)
+ADMIN_ROUTES = (add_object, replace_object, update_object, delete_object, collection_report)
 """Routes that change the collection, and the curators' collection report: each carries :func:`admin_guard` (the
 admin key)."""
 

@@ -292,6 +292,11 @@ class SearchClient(BackendClient):
         body = UpsertRequest(vector=vector, metadata=metadata)
         return await self.request("PUT", f"/objects/{metadata.object_id}", ObjectMetadata, body=body, idempotent=True)
 
+    async def update_metadata(self, metadata: ObjectMetadata) -> ObjectMetadata:
+        """Replace an object's catalogue metadata, its vector kept (a PUT of the whole metadata: safe to repeat)."""
+        path = f"/objects/{metadata.object_id}/metadata"
+        return await self.request("PUT", path, ObjectMetadata, body=metadata, idempotent=True)
+
     async def delete(self, object_id: str) -> None:
         """Remove an object."""
         await self.request("DELETE", f"/objects/{object_id}", dict, idempotent=True)

@@ -23,7 +23,7 @@ from services.collection.recipe import Reference, ReferenceRecipe, prepare_refer
 from services.collection.stamp import ModelStamp, ensure_same_model, read_model_stamp
 from services.common import errors
 from services.common.images import decode_image
-from services.common.schemas import ObjectMetadata
+from services.common.schemas import CatalogueUpdate, ObjectMetadata
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,17 @@ class CollectionManager:
                     await self._restore(object_id, previous)
                 raise
             return stored, not existed
+
+    async def update(self, object_id: str, change: CatalogueUpdate) -> ObjectMetadata:
+        """Change an artwork's catalogue fields only: its image, vector and features are kept (nothing is embedded).
+
+        Raises:
+            NotFound: the artwork is not in the collection.
+        """
+        check_object_id(object_id)
+        async with self._lock:
+            current = await self.search.get(object_id)
+            return await self.search.update_metadata(change.apply(current))
 
     async def delete(self, object_id: str) -> None:
         """Remove an artwork: first from the index (no longer findable), then its features and image."""

@@ -135,6 +135,25 @@ def upsert_object(object_id: ObjectIdPath, data: JSONBody[UpsertRequest], servic
     return data.metadata
 
 
+@blocking_route(
+    put,
+    "/objects/{object_id:str}/metadata",
+    operation_id="replaceObjectMetadata",
+    summary="Replace an object's metadata",
+)
+def replace_object_metadata(
+    object_id: ObjectIdPath, data: JSONBody[ObjectMetadata], service: Service
+) -> ObjectMetadata:
+    """Replace an object's catalogue metadata, keeping its vector; `object_id` must equal the path's id; 404 when
+    the index does not hold it."""
+    if data.object_id != object_id:
+        raise InvalidFields(
+            "object_id must equal the id in the path", details={"path": object_id, "metadata": data.object_id}
+        )
+    service.catalog.update_metadata(data)
+    return data
+
+
 @blocking_route(delete, "/objects/{object_id:str}", operation_id="deleteObject", summary="Remove an object")
 def delete_object(object_id: ObjectIdPath, service: Service) -> dict[str, str]:
     """Remove an object's vector and metadata."""
@@ -196,6 +215,7 @@ def create_app(settings: SearchSettings | None = None, *, catalog: LiveIndex | N
             list_objects,
             get_object,
             upsert_object,
+            replace_object_metadata,
             delete_object,
             save_snapshot,
             reload_snapshot,

@@ -130,6 +130,22 @@ class LiveIndex:
         self._autosave()
         return replaced
 
+    def update_metadata(self, metadata: ObjectMetadata) -> None:
+        """Replace an object's catalogue metadata, keeping its vector, then save.
+
+        Raises:
+            NotFound: the object is not in the index.
+        """
+        try:
+            if self.index is None:
+                raise KeyError(metadata.object_id)
+            self.index.update_metadata(metadata)
+        except KeyError as exc:
+            raise NotFound(
+                f"object {metadata.object_id!r} is not in the collection", details={"object_id": metadata.object_id}
+            ) from exc
+        self._autosave()
+
     def remove(self, object_id: str) -> None:
         """Remove an object, then save."""
         if self.index is None or not self.index.remove(object_id):

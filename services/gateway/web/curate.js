@@ -37,10 +37,10 @@ class CallError extends Error {
 }
 
 /** Call the gateway with the admin key; resolves to the JSON body, rejects with CallError. */
-async function call(method, path, body) {
+async function call(method, path, body, headers = {}) {
   let response;
   try {
-    response = await fetch(path, { method, body, headers: adminKey ? { 'X-API-Key': adminKey } : {} });
+    response = await fetch(path, { method, body, headers: { ...headers, ...(adminKey ? { 'X-API-Key': adminKey } : {}) } });
   } catch (error) {
     throw new CallError(0, { message: error.message });
   }
@@ -219,20 +219,29 @@ function openEditor(entry = null) {
   (entry ? $('title') : $('object-id')).focus();
 }
 
-/** The form to send: the catalogue fields, and an image (the new one, or for an edit without one the current one). */
-async function editorForm() {
-  const data = new FormData();
-  for (const name of ['title', 'artist', 'date', 'room', 'description', 'link']) data.append(name, $(name).value.trim());
+const FIELDS = ['title', 'artist', 'date', 'room', 'description', 'link'];
+
+/** The catalogue fields as typed (white space around them dropped). */
+function typedFields() {
+  return Object.fromEntries(FIELDS.map((name) => [name, $(name).value.trim()]));
+}
+
+/**
+ * Send the editor: a new artwork, or a new image, goes as a whole artwork (multipart: image and fields; the gateway
+ * embeds it); a change of words alone is a PATCH of the fields (nothing is embedded again). Resolves to the entry.
+ */
+function send(objectId, adding) {
+  const fields = typedFields();
   const file = $('image').files[0];
-  if (file) {
-    data.append('image', file, file.name);
-  } else if (editing) {
-    // The API takes a whole artwork; an edit of its words sends its current image back unchanged.
-    const response = await fetch(editing.image_url);
-    if (!response.ok) throw new CallError(response.status, await response.json().catch(() => null));
-    data.append('image', await response.blob(), 'current');
+  if (!adding && !file) {
+    const body = JSON.stringify(fields);
+    return call('PATCH', `/objects/${encodeURIComponent(objectId)}`, body, { 'Content-Type': 'application/json' });
   }
-  return data;
+  const data = new FormData();
+  for (const [name, value] of Object.entries(fields)) data.append(name, value);
+  data.append('image', file, file.name);
+  if (adding) data.append('object_id', objectId);
+  return call(adding ? 'POST' : 'PUT', adding ? '/objects' : `/objects/${encodeURIComponent(objectId)}`, data);
 }
 
 async function save(event) {
@@ -249,10 +258,7 @@ async function save(event) {
   $('editor-save').disabled = true;
   translate($('status'), 'curate.saving');
   try {
-    const data = await editorForm();
-    if (adding) data.append('object_id', objectId);
-    const path = adding ? '/objects' : `/objects/${encodeURIComponent(objectId)}`;
-    const stored = await call(adding ? 'POST' : 'PUT', path, data);
+    const stored = await send(objectId, adding);
     if ($('image').files.length) {
       imageVersions.set(objectId, (imageVersions.get(objectId) || 0) + 1);
     }

@@ -152,6 +152,12 @@ class Backends:
             page = {"objects": items[offset : offset + limit], "total": len(items), "offset": offset, "limit": limit}
             return httpx.Response(200, json=page)
         object_id = path.removeprefix("/objects/")
+        if object_id.endswith("/metadata"):  # PUT: the metadata alone, of an object that must exist
+            object_id = object_id.removesuffix("/metadata")
+            if object_id not in self.objects:
+                return error(404, "not_found", f"object {object_id!r} is not in the collection")(request)
+            self.objects[object_id] = body
+            return httpx.Response(200, json=body)
         if method == "PUT":
             self.objects[object_id] = body["metadata"]
             return httpx.Response(200, json=body["metadata"])

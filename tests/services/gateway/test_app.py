@@ -483,6 +483,41 @@ def test_a_link_that_is_not_an_absolute_http_url_is_refused_before_any_backend_c
     assert backends.calls == []
 
 
+def test_patching_changes_only_the_given_catalogue_fields_without_embedding_again(client, backends):
+    change = {"title": "  Renamed  ", "description": "Painted in 1890.", "link": "https://example.org/mona"}
+
+    response = client.patch("/objects/mona", json=change, headers=KEY)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["name"], body["artist"], body["year"]) == ("Renamed", "Painter", "1890")
+    assert (body["description"], body["link"]) == ("Painted in 1890.", "https://example.org/mona")
+    assert backends.calls == [("search", "GET", "/objects/mona"), ("search", "PUT", "/objects/mona/metadata")]
+    assert backends.objects["mona"]["title"] == "Renamed"
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        pytest.param({"link": "javascript:alert(1)"}, 422, id="bad-link"),
+        pytest.param({"colour": "red"}, 422, id="unknown-field"),
+        pytest.param({"title": "x" * 2001}, 422, id="too-long"),
+    ],
+)
+def test_a_bad_patch_is_refused_before_any_backend_call(client, backends, change, status):
+    response = client.patch("/objects/mona", json=change, headers=KEY)
+
+    assert response.status_code == status and response.json()["error"] == "validation_error"
+    assert backends.calls == []
+
+
+def test_patching_needs_the_key_and_an_existing_artwork(client, backends):
+    assert client.patch("/objects/mona", json={"title": "X"}).status_code == 401
+    unknown = client.patch("/objects/nobody", json={"title": "X"}, headers=KEY)
+
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+
+
 def test_adding_an_existing_object_is_a_409_that_changes_nothing(client, backends):
     response = client.post("/objects", **admin_form(object_id="mona"), headers=KEY)
 

@@ -39,6 +39,7 @@ def test_every_admin_route_carries_the_admin_guard_and_no_public_route_does(tmp_
     assert guarded == {
         ("POST", "/objects"),
         ("PUT", "/objects/{object_id:str}"),
+        ("PATCH", "/objects/{object_id:str}"),
         ("DELETE", "/objects/{object_id:str}"),
         ("GET", "/collection/report"),
     }

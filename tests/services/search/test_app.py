@@ -78,6 +78,29 @@ def test_get_and_list_objects(stocked):
     assert [o["object_id"] for o in page["objects"]] == ["art-1", "art-2"]
 
 
+def test_replacing_metadata_keeps_the_vector_and_is_saved(stocked, tmp_path):
+    new = {"object_id": "art-3", "title": "Renamed", "description": "Oil on wood.", "link": "https://example.org/3"}
+
+    response = stocked.put("/objects/art-3/metadata", json=new)
+
+    assert response.status_code == 200 and response.json()["title"] == "Renamed"
+    hits = stocked.post("/search", json={"vectors": [unit(3)], "k": 1}).json()["results"][0]
+    assert hits[0]["object_id"] == "art-3" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert hits[0]["metadata"]["description"] == "Oil on wood."
+    with TestClient(create_app(settings_for(tmp_path))) as again:
+        assert again.get("/objects/art-3").json()["link"] == "https://example.org/3"
+
+
+def test_replacing_the_metadata_of_an_unknown_or_mismatched_object_changes_nothing(stocked):
+    unknown = stocked.put("/objects/nobody/metadata", json={"object_id": "nobody", "title": "X"})
+    mismatched = stocked.put("/objects/art-1/metadata", json={"object_id": "art-2", "title": "X"})
+    bad_link = stocked.put("/objects/art-1/metadata", json={"object_id": "art-1", "link": "javascript:alert(1)"})
+
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    assert mismatched.status_code == 422 and bad_link.status_code in (400, 422)
+    assert stocked.get("/objects/art-1").json()["title"] == "Painting 1"
+
+
 def test_delete_removes_the_object_from_results_and_catalogue(stocked):
     response = stocked.delete("/objects/art-3")
 
