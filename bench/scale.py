@@ -44,7 +44,7 @@ from services.collection.vectors import COMPRESS_ABOVE, VectorIndex
 from services.common.schemas import ObjectMetadata
 from tools.cli.local_stack import SERVICES, LocalStack
 
-CHUNK = 50_000
+CHUNK = 10_000
 """Generated vectors made, added and compared per step (bounds the bench's memory)."""
 QUERIES = 300
 NOISE = 0.35
@@ -59,11 +59,12 @@ class Real:
         layout = Snapshot(snapshot)
         index = VectorIndex.load(layout.search_file)
         self.metadata = index.page(0, len(index))[0]
-        self.vectors = np.vstack([index.vector(m.object_id) for m in self.metadata]).astype(np.float32)
+        vectors = [index.vector(m.object_id) for m in self.metadata]
+        self.vectors = np.vstack([v for v in vectors if v is not None]).astype(np.float32)
         self.stamp = index.stamp
         store = FeatureStore.load(layout.features_file)
         self.extractor = store.extractor
-        self.features = [store.get(m.object_id) for m in self.metadata]
+        self.features = [store.get(m.object_id) or FeatureSet.empty(1, 1) for m in self.metadata]
 
 
 def generated(real: Real, start: int, count: int, seed: int = 0) -> np.ndarray:
@@ -73,7 +74,9 @@ def generated(real: Real, start: int, count: int, seed: int = 0) -> np.ndarray:
         rng = np.random.default_rng((seed, chunk_start))
         parents = rng.integers(0, len(real.vectors), size=(CHUNK, 3))
         weights = rng.dirichlet((1.0, 1.0, 1.0), size=CHUNK).astype(np.float32)
-        mixed = np.einsum("nk,nkd->nd", weights, real.vectors[parents])
+        mixed = weights[:, :1] * real.vectors[parents[:, 0]]
+        for k in (1, 2):
+            mixed += weights[:, k : k + 1] * real.vectors[parents[:, k]]
         dimension = real.vectors.shape[1]
         mixed += rng.normal(scale=NOISE / np.sqrt(dimension), size=mixed.shape).astype(np.float32)
         mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
@@ -102,7 +105,7 @@ class SyntheticFeatures(Mapping[str, FeatureSet]):
         base = self.real.features[i % len(self.real.features)]
         rng = np.random.default_rng(i)
         order = rng.permutation(len(base))
-        shift = rng.integers(-12, 13, size=base.descriptors.shape[1], dtype=np.int16)
+        shift = rng.integers(-12, 13, size=base.descriptors.shape[1]).astype(np.int16)
         descriptors = np.clip(base.descriptors[order].astype(np.int16) + shift, 0, 255).astype(np.uint8)
         return self._cap(FeatureSet(base.keypoints[order], descriptors, base.width, base.height))
 
@@ -123,7 +126,7 @@ class SyntheticFeatures(Mapping[str, FeatureSet]):
 def build(real: Real, size: int, folder: Path, keypoints: int | None) -> float:
     """Write the snapshot of ``size`` artworks into ``folder`` (kept when already made); the seconds it took."""
     marker = folder / "scale.json"
-    recipe = {"size": size, "keypoints": keypoints, "real": len(real.vectors), "noise": NOISE}
+    recipe = {"size": size, "keypoints": keypoints, "real": len(real.vectors), "noise": NOISE, "chunk": CHUNK}
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return 0.0
     shutil.rmtree(folder, ignore_errors=True)
@@ -137,7 +140,7 @@ def build(real: Real, size: int, folder: Path, keypoints: int | None) -> float:
         preprocessing=real.stamp.preprocessing,
     )
     if size >= COMPRESS_ABOVE:
-        index.compress(np.vstack([real.vectors, generated(real, 0, min(count, CHUNK))]))
+        index.compress(np.vstack([real.vectors, generated(real, 0, min(count, 5 * CHUNK))]))
     index.add_many(real.vectors, list(real.metadata))
     for start in range(0, count, CHUNK):
         n = min(CHUNK, count - start)
@@ -156,15 +159,21 @@ def build(real: Real, size: int, folder: Path, keypoints: int | None) -> float:
 def queries(real: Real, size: int, seed: int = 1) -> tuple[np.ndarray, list[str]]:
     """Query vectors (stored vectors plus noise) and the id each one was made from."""
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, size, QUERIES)
+    picks = rng.integers(0, size, QUERIES).tolist()
+    chunks: dict[int, np.ndarray] = {}  # each needed chunk of generated vectors made once
+    for pick in picks:
+        start = (pick - len(real.vectors)) // CHUNK * CHUNK
+        if pick >= len(real.vectors) and start not in chunks:
+            chunks[start] = generated(real, start, min(CHUNK, size - len(real.vectors) - start))
     rows, ids = [], []
-    for pick in picks.tolist():
+    for pick in picks:
         if pick < len(real.vectors):
             rows.append(real.vectors[pick])
             ids.append(real.metadata[pick].object_id)
         else:
-            rows.append(generated(real, pick - len(real.vectors), 1)[0])
-            ids.append(synthetic_id(pick - len(real.vectors)))
+            i = pick - len(real.vectors)
+            rows.append(chunks[i // CHUNK * CHUNK][i % CHUNK])
+            ids.append(synthetic_id(i))
     noisy = np.vstack(rows) + rng.normal(scale=NOISE / np.sqrt(real.vectors.shape[1]), size=(QUERIES, rows[0].size))
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     return noisy.astype(np.float32), ids
@@ -185,7 +194,8 @@ def exact_top10(real: Real, size: int, vectors: np.ndarray) -> list[list[str]]:
         best = np.take_along_axis(merged, keep, axis=1)
         best_ids = np.take_along_axis(merged_ids, keep, axis=1)
     order = np.argsort(-best, axis=1)[:, :10]
-    return np.take_along_axis(best_ids, order, axis=1).tolist()
+    top: list[list[str]] = np.take_along_axis(best_ids, order, axis=1).tolist()
+    return top
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -271,10 +271,11 @@ class StackConfig:
         readers = {"int": config.require_int, "bool": config.require_bool, "str": config.require}
         values = {_snake(key): readers[kind](key) for key, kind in GLOBAL_KEYS.items() if kind != "secret"}
         services = {}
+        artworks = config.require_int("expectedArtworks")
         for name in SERVICE_NAMES:
             raw = {_snake(suffix): readers[kind](f"{name}{suffix}") for suffix, kind in SERVICE_KEYS.items()}
             sizing = ServiceSizing(name=name, port=SERVICES[name].port, **raw)  # type: ignore[arg-type]
-            services[name] = sized_for(sizing, int(values["expected_artworks"]))
+            services[name] = sized_for(sizing, artworks)
         return cls(
             project=pulumi.get_project(),
             stack=pulumi.get_stack(),
