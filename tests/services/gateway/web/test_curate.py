@@ -165,6 +165,12 @@ def test_a_curator_adds_edits_and_deletes_an_artwork_that_visitors_then_find_and
     wait_for(browser, f"document.getElementById('status').textContent === 'Saved “{RENAMED}”.'", "never saved", 90)
     assert texts(browser, f"{item(HELD_OUT)} .artwork-title") == [RENAMED]
     screenshot(browser, artifacts / "curate-edited.png")
+    # Replace its image (the same picture again): the whole artwork is sent and the thumbnail is fetched anew.
+    click(browser, f"{item(HELD_OUT)} .edit")
+    find(browser, "#image").send_keys(str(museum_dev / "objects" / f"{HELD_OUT}.jpg"))
+    click(browser, "#editor-save")
+    wait_for(browser, f"document.querySelector(\"{item(HELD_OUT)} .thumb\").src.endsWith('?v=1')", "no new image", 90)
+    assert status(browser) == f"Saved “{RENAMED}”."
     assert identify_on_visitor_page(browser, gateway, held_out_photo) == "result"
     assert texts(browser, ".card-title")[0] == RENAMED
 
