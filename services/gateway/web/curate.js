@@ -238,6 +238,10 @@ function send(objectId, adding) {
     return call('PATCH', `/objects/${encodeURIComponent(objectId)}`, body, { 'Content-Type': 'application/json' });
   }
   const data = new FormData();
+  // A replaced artwork keeps its other catalogue fields (a CSV's extra columns): they travel with the new image.
+  for (const [name, value] of Object.entries(editing?.extra || {})) {
+    if (!FIELDS.includes(name)) data.append(name, value);
+  }
   for (const [name, value] of Object.entries(fields)) data.append(name, value);
   data.append('image', file, file.name);
   if (adding) data.append('object_id', objectId);
