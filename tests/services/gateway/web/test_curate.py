@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -191,3 +192,21 @@ def test_a_curator_adds_edits_and_deletes_an_artwork_that_visitors_then_find_and
     screenshot(browser, artifacts / "curate-deleted.png")
     assert identify_on_visitor_page(browser, gateway, held_out_photo) == "nomatch"
     screenshot(browser, artifacts / "curate-no-match.png")
+
+
+def test_replacing_an_image_on_the_curator_page_keeps_the_artworks_other_catalogue_fields(
+    browser: WebDriver, curated_stack: LocalStack, museum_dev: Path
+) -> None:
+    gateway = curated_stack.url("gateway")
+    object_id = "mcv_bbdd_00000"
+    before = httpx.get(f"{gateway}/objects/{object_id}").json()
+    assert before["extra"], "the catalogue's extra columns (source, license) are stored"
+
+    signed_in(browser, gateway)
+    click(browser, f"{item(object_id)} .edit")
+    find(browser, "#image").send_keys(str(museum_dev / "objects" / f"{object_id}.jpg"))
+    click(browser, "#editor-save")
+    wait_for(browser, f"document.querySelector(\"{item(object_id)} .thumb\").src.endsWith('?v=1')", "not saved", 90)
+
+    after = httpx.get(f"{gateway}/objects/{object_id}").json()
+    assert after["extra"] == before["extra"] and after["name"] == before["name"]
