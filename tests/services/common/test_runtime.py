@@ -1,0 +1,43 @@
+"""Process set-up: each service imports only the numeric runtimes it uses, and capping threads imports none."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from services.common.runtime import THREAD_VARIABLES, limit_malloc_arenas
+
+HEAVY = ("torch", "cv2", "faiss", "timm", "onnxruntime")
+
+
+def loaded_after(statement: str) -> tuple[set[str], dict[str, str]]:
+    """The heavy modules a fresh interpreter holds after ``statement`` and ``limit_threads(3)``, and the thread
+    variables it then has."""
+    check = (
+        f"import os, sys; {statement}; from services.common.runtime import limit_threads; limit_threads(3); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules)); "
+        f"print(','.join(os.environ.get(v, '') for v in {THREAD_VARIABLES!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.split("\n")
+    return set(filter(None, out[0].split(","))), dict(zip(THREAD_VARIABLES, out[1].split(","), strict=True))
+
+
+@pytest.mark.parametrize(
+    "service, expected",
+    [("gateway", set()), ("search", {"faiss"}), ("geometric", {"cv2", "faiss"})],
+)
+def test_a_service_imports_only_the_runtimes_it_uses_and_caps_threads_by_environment(service, expected):
+    loaded, variables = loaded_after(f"import services.{service}.app")
+    assert loaded == expected
+    assert set(variables.values()) == {"3"}  # a runtime imported later starts its pool at this size
+
+
+def test_capping_threads_imports_nothing():
+    loaded, _ = loaded_after("pass")
+    assert loaded == set()
+
+
+def test_the_malloc_arena_cap_is_set_on_glibc():
+    assert limit_malloc_arenas(2) is sys.platform.startswith("linux")
