@@ -189,6 +189,12 @@ function artworkItem(entry) {
     if (detail) chip.title = detail; // the report's own sentence (English), as a tooltip
     flags.append(chip);
   }
+  if (finding?.related?.length) {
+    // The pair flags' other artworks, in words (a tooltip alone is out of reach on a touch screen).
+    const related = item.querySelector('.related');
+    translate(related, 'curate.related', { ids: finding.related.join(', ') });
+    related.hidden = false;
+  }
   translate(item.querySelector('.edit'), 'curate.edit');
   translate(item.querySelector('.delete'), 'curate.delete');
   item.querySelector('.edit').addEventListener('click', () => openEditor(entry));

@@ -115,6 +115,7 @@ export default {
   "curate.flag.missingTitle": "Sense títol",
   "curate.flag.missingArtist": "Sense artista",
   "curate.flag.other": "Assenyalada",
+  "curate.related": "Compareu-la amb {ids}",
   "curate.editor.add": "Afegeix una obra",
   "curate.editor.edit": "Edita «{title}»",
   "curate.editor.needed": "Per afegir una obra calen un id i una foto.",

@@ -116,6 +116,7 @@ export default {
   "curate.flag.missingTitle": "Kein Titel",
   "curate.flag.missingArtist": "Kein Künstler",
   "curate.flag.other": "Markiert",
+  "curate.related": "Vergleichen mit {ids}",
   "curate.editor.add": "Werk hinzufügen",
   "curate.editor.edit": "„{title}“ bearbeiten",
   "curate.editor.needed": "Zum Hinzufügen braucht ein Werk eine ID und ein Foto.",

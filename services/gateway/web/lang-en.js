@@ -117,6 +117,7 @@ export default {
   "curate.flag.missingTitle": "No title",
   "curate.flag.missingArtist": "No artist",
   "curate.flag.other": "Flagged",
+  "curate.related": "Compare with {ids}",
   "curate.editor.add": "Add an artwork",
   "curate.editor.edit": "Edit “{title}”",
   "curate.editor.needed": "An object id and a photo are needed to add an artwork.",

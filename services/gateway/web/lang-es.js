@@ -115,6 +115,7 @@ export default {
   "curate.flag.missingTitle": "Sin título",
   "curate.flag.missingArtist": "Sin artista",
   "curate.flag.other": "Señalada",
+  "curate.related": "Comparar con {ids}",
   "curate.editor.add": "Añadir una obra",
   "curate.editor.edit": "Editar «{title}»",
   "curate.editor.needed": "Para añadir una obra hacen falta un id y una foto.",

@@ -116,6 +116,7 @@ export default {
   "curate.flag.missingTitle": "Sans titre",
   "curate.flag.missingArtist": "Sans artiste",
   "curate.flag.other": "Signalée",
+  "curate.related": "À comparer avec {ids}",
   "curate.editor.add": "Ajouter une œuvre",
   "curate.editor.edit": "Modifier « {title} »",
   "curate.editor.needed": "Il faut un id et une photo pour ajouter une œuvre.",

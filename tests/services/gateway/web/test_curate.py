@@ -11,13 +11,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from services.collection.doctor import examine_snapshot
-from services.collection.report_file import write_report
+from services.collection.report_file import (
+    ArtworkFinding,
+    Flag,
+    PairFinding,
+    read_report,
+    write_report,
+)
 from tests.integration.conftest import small_snapshot  # noqa: F401  (the real-model snapshot fixture)
 from tests.services.gateway.web.browser import find, open_page, screenshot, texts, wait_for_state
 from tests.support import API_KEY, HELD_OUT, free_port, read_labels
@@ -210,3 +217,29 @@ def test_replacing_an_image_on_the_curator_page_keeps_the_artworks_other_catalog
 
     after = httpx.get(f"{gateway}/objects/{object_id}").json()
     assert after["extra"] == before["extra"] and after["name"] == before["name"]
+
+
+def test_a_pair_the_report_names_is_shown_on_both_artworks_and_the_flagged_filter_keeps_them(
+    browser: WebDriver, curated_stack: LocalStack, artifacts: Path
+) -> None:
+    real = read_report(curated_stack.snapshot)
+    assert real is not None
+    pair = PairFinding(Flag.NEAR_DUPLICATE, "mcv_bbdd_00002", "mcv_bbdd_00003", 0.97, 120)
+    findings = [
+        ArtworkFinding(a, "", [Flag.NEAR_DUPLICATE], {"near_duplicate": f"shows the same picture as {b}"}, [b])
+        for a, b in (("mcv_bbdd_00002", "mcv_bbdd_00003"), ("mcv_bbdd_00003", "mcv_bbdd_00002"))
+    ]
+    counts = {flag.value: 0 for flag in Flag} | {"near_duplicate": 2}
+    write_report(curated_stack.snapshot, msgspec.structs.replace(real, counts=counts, artworks=findings, pairs=[pair]))
+    try:
+        signed_in(browser, curated_stack.url("gateway"))
+        chip = find(browser, f"{item('mcv_bbdd_00002')} .flags .chip")
+        assert chip.text == "Near-duplicate"
+        assert chip.get_attribute("title") == "shows the same picture as mcv_bbdd_00003"
+        assert texts(browser, f"{item('mcv_bbdd_00002')} .related") == ["Compare with mcv_bbdd_00003"]
+        assert texts(browser, "#report-counts .chip") == ["Near-duplicate: 2"]
+        click(browser, "#flagged-only")
+        wait_for(browser, "document.querySelectorAll('.artwork').length === 2", "the filter kept other artworks")
+        screenshot(browser, artifacts / "curate-flagged.png")
+    finally:
+        write_report(curated_stack.snapshot, real)
