@@ -19,7 +19,8 @@ Box = Annotated[list[Annotated[float, Meta(ge=0.0, le=1.0)]], Meta(min_length=4,
 
 OBJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """Object ids: letters, digits, dot, underscore, dash, starting with a letter or digit; no path separators; at most
-128 characters. Declared once: the wire structs, every service's path parameters and the snapshot's file names use it."""
+128 characters. Declared once: the wire structs, every service's path parameters and the snapshot's file names use
+it."""
 
 ObjectId = Annotated[str, Meta(pattern=OBJECT_ID_PATTERN)]
 """An object id on the wire (see :data:`OBJECT_ID_PATTERN`)."""
