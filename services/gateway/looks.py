@@ -32,7 +32,7 @@ class PaintingLooks:
         max_area: largest painting looked at, as a share of the photo's area.
     """
 
-    looks: int = 2
+    looks: int = 1
     shortlist: int = 4
     max_area: float = 0.35
 
@@ -53,18 +53,29 @@ def unexplained(
     paintings: Sequence[LocatedPainting], candidates: Sequence[Candidate], looks: PaintingLooks
 ) -> list[int]:
     """Indexes of the located paintings to look at closer: no larger than ``max_area``, the same painting as no
-    verified candidate's box (:func:`~services.common.boxes.same_painting`), at most ``looks`` of them in the
-    localiser's order (largest first)."""
+    verified candidate's box (:func:`~services.common.boxes.same_painting`), at most ``looks`` of them. Those an
+    unverified candidate's failed check placed on come first (the whole photo already half saw a collection
+    painting there), then the rest in the localiser's order (largest first)."""
     boxes = [b for b in (_verified_box(c) for c in candidates) if b is not None]
-    chosen: list[int] = []
-    for index, painting in enumerate(paintings):
-        if len(chosen) >= looks.looks:
-            break
-        if quad_area(painting) > looks.max_area:
-            continue
-        if not any(same_painting(painting.box, box) for box in boxes):
-            chosen.append(index)
-    return chosen
+    open_ = [
+        index
+        for index, painting in enumerate(paintings)
+        if quad_area(painting) <= looks.max_area and not any(same_painting(painting.box, box) for box in boxes)
+    ]
+    placed = {index for index in open_ if _placed_on(paintings[index], candidates)}
+    return sorted(open_, key=lambda index: index not in placed)[: looks.looks]
+
+
+def _placed_on(painting: LocatedPainting, candidates: Sequence[Candidate]) -> list[str]:
+    """The unverified candidates whose check placed them on ``painting`` (their box the same painting)."""
+    return [
+        c.object_id
+        for c in candidates
+        if c.geometric is not None
+        and not c.geometric.verified
+        and c.geometric.query_box is not None
+        and same_painting(c.geometric.query_box, painting.box)
+    ]
 
 
 def queries(
@@ -72,19 +83,10 @@ def queries(
 ) -> list[PaintingQuery]:
     """The ``/match/paintings`` queries of the chosen paintings, each with the unverified candidates whose check
     placed them on it (a homography too weak to verify on the whole photo, its box the same painting)."""
-    out = []
-    for index in chosen:
-        box = paintings[index].box
-        near = [
-            c.object_id
-            for c in candidates
-            if c.geometric is not None
-            and not c.geometric.verified
-            and c.geometric.query_box is not None
-            and same_painting(c.geometric.query_box, box)
-        ]
-        out.append(PaintingQuery(corners=paintings[index].corners, reference_ids=near))
-    return out
+    return [
+        PaintingQuery(corners=paintings[index].corners, reference_ids=_placed_on(paintings[index], candidates))
+        for index in chosen
+    ]
 
 
 def verified_results(response: MatchPaintingsResponse, chosen: Sequence[int]) -> dict[str, tuple[MatchResult, int]]:

@@ -55,7 +55,7 @@ class GatewaySettings(ServiceSettings):
     """References the photo's local features vote for (over the whole collection) that are verified besides the
     embedding's ``default_k``: paintings that are small, dark or glare-washed in the photo are often missing from
     the embedding's candidates; 0 turns the local-feature shortlist off."""
-    painting_looks: int = Field(default=2, ge=0, le=8)
+    painting_looks: int = Field(default=1, ge=0, le=8)
     """Located paintings (framed quadrilaterals the geometric service finds in the photo) that no verified answer
     covers and that are looked at closer: rectified at a higher resolution and verified against the references
     their own features vote for. Small and far paintings are lost on the whole photo; 0 turns it off."""

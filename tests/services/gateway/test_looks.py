@@ -138,3 +138,12 @@ def test_a_client_error_of_the_closer_look_is_not_hidden():
 
 def _result(raw: dict) -> MatchResult:
     return msgspec.convert(raw, MatchResult)
+
+
+def test_a_painting_a_failed_check_placed_a_candidate_on_is_looked_at_first():
+    weak = rejected("weak", "too_few_inliers") | {"inliers": 8, "query_box": [0.76, 0.61, 0.88, 0.74]}
+    candidates = [Candidate("weak", 0.4, geometric=_result(weak))]
+    paintings = [located(SMALL), located(OTHER_SMALL)]
+
+    assert unexplained(paintings, candidates, PaintingLooks(looks=1)) == [1]
+    assert unexplained(paintings, candidates, PaintingLooks(looks=2)) == [1, 0]
