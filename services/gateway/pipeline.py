@@ -15,6 +15,7 @@ from PIL import Image
 from services.common import errors
 from services.common.images import encode_base64, resize_max_side, to_jpeg
 from services.common.schemas import (
+    EmbedResponse,
     ExtractResponse,
     IdentifyDebug,
     IdentifyOptions,
@@ -117,7 +118,30 @@ class IdentifyPipeline:
         started = time.perf_counter()
         stages = _Stages()
         payload, regions = await asyncio.to_thread(self._prepare, image)
+        embedded, features, degradation = await self._embed_and_extract(payload, regions, options, stages)
 
+        k = options.k or self.default_k
+        votes = {v.reference_id: v.votes for v in features.shortlist} if features is not None else {}
+        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, k, list(votes)))
+        candidates = merge_hits(hits_response.results, k, hits_response.included, votes)
+
+        if features is not None and candidates:
+            candidates, degradation = await self._verify(features, candidates, stages)
+        use_geometric = features is not None and degradation is None
+        looked: list[int] = []
+        if use_geometric and features is not None:
+            candidates, looked = await self._look_closer(payload, features, candidates, embedded.embeddings, k, stages)
+        decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
+        located = features.paintings if features is not None else []
+        return self._response(
+            decision, candidates, options, stages, started, degradation, use_geometric, regions, (located, looked)
+        )
+
+    async def _embed_and_extract(
+        self, payload: str, regions: list[list[float]], options: IdentifyOptions, stages: _Stages
+    ) -> tuple[EmbedResponse, ExtractResponse | None, str | None]:
+        """Embed the photo's regions and, when verification is asked for, extract its local features meanwhile: the
+        embeddings, the features (None when not asked for or unavailable) and why verification is degraded."""
         embed_task = asyncio.create_task(self._timed(self.embeddings.embed(payload, regions)))
         extract_task = (
             asyncio.create_task(
@@ -136,46 +160,36 @@ class IdentifyPipeline:
             if extract_task is not None:
                 extract_task.cancel()
             raise
-        features: ExtractResponse | None = None
-        degradation: str | None = None
-        if extract_task is not None:
-            try:
-                features, stages.geometric_ms = await extract_task
-            except errors.ServiceError as exc:
-                if exc.status < 500:
-                    raise
-                degradation = f"geometric verification unavailable: {exc.message}"
+        if extract_task is None:
+            return embedded, None, None
+        try:
+            features, stages.geometric_ms = await extract_task
+        except errors.ServiceError as exc:
+            if exc.status < 500:
+                raise
+            return embedded, None, f"geometric verification unavailable: {exc.message}"
+        return embedded, features, None
 
-        k = options.k or self.default_k
-        votes = {v.reference_id: v.votes for v in features.shortlist} if features is not None else {}
-        hits_response, stages.search_ms = await self._timed(self.search.search(embedded.embeddings, k, list(votes)))
-        candidates = merge_hits(hits_response.results, k, hits_response.included, votes)
-
-        if features is not None and candidates:
-            try:
-                verified, match_ms = await self._timed(
-                    self.geometric.match_batch(
-                        features.features,
-                        [c.object_id for c in candidates],
-                        fine=features.fine,
-                        fine_first=self.fine_candidates,
-                    )
+    async def _verify(
+        self, features: ExtractResponse, candidates: list[Candidate], stages: _Stages
+    ) -> tuple[list[Candidate], str | None]:
+        """Verify the candidates against the photo's features: the candidates with their results attached, or as
+        they were and why verification is degraded when the geometric service fails."""
+        try:
+            verified, match_ms = await self._timed(
+                self.geometric.match_batch(
+                    features.features,
+                    [c.object_id for c in candidates],
+                    fine=features.fine,
+                    fine_first=self.fine_candidates,
                 )
-                stages.geometric_ms += match_ms
-                candidates = _attach(candidates, verified.results)
-            except errors.ServiceError as exc:
-                if exc.status < 500:
-                    raise
-                degradation = f"geometric verification unavailable: {exc.message}"
-        use_geometric = features is not None and degradation is None
-        looked: list[int] = []
-        if use_geometric and features is not None:
-            candidates, looked = await self._look_closer(payload, features, candidates, embedded.embeddings, k, stages)
-        decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
-        located = features.paintings if features is not None else []
-        return self._response(
-            decision, candidates, options, stages, started, degradation, use_geometric, regions, (located, looked)
-        )
+            )
+        except errors.ServiceError as exc:
+            if exc.status < 500:
+                raise
+            return candidates, f"geometric verification unavailable: {exc.message}"
+        stages.geometric_ms += match_ms
+        return _attach(candidates, verified.results), None
 
     async def _look_closer(
         self,
