@@ -26,7 +26,7 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from services.collection.feature_map import LayeredItems, MappedFile, MappedItems
-from services.common.atomic import atomic_write, file_signature, fsync_dir
+from services.common.atomic import JournaledFileWatch, atomic_write, file_signature, fsync_dir
 
 __all__ = [
     "DESCRIPTOR_SIZE",
@@ -470,35 +470,12 @@ def journal_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + JOURNAL_SUFFIX)
 
 
-Signature = tuple[tuple[int, int], tuple[int, int] | None]
-
-
-class FeatureFileWatch:
-    """:class:`~services.common.atomic.FileWatch` for a feature file and its journal: the version last loaded or
-    written here, to tell when another writer changed either."""
+class FeatureFileWatch(JournaledFileWatch):
+    """The watch of a feature file and its journal (a replica reloads when either changed)."""
 
     def __init__(self, path: Path) -> None:
-        """Watch the feature file ``path`` (and its journal)."""
-        self.path = Path(path)
-        self.seen: Signature | None = None
-        """The signatures last loaded or written here; None before either."""
-
-    def current(self) -> Signature | None:
-        """The file's and its journal's signatures now; None when the file does not exist."""
-        base = file_signature(self.path)
-        return None if base is None else (base, file_signature(journal_path(self.path)))
-
-    def mark_written(self) -> None:
-        """Record the files as they are now, just written by this process (so they are not loaded back)."""
-        self.seen = self.current()
-
-    def reload_if_replaced(self, load: Callable[[], object]) -> bool:
-        """Call ``load`` when the file exists and it or its journal is not the version last seen; True when called."""
-        signature = self.current()
-        if signature is None or signature == self.seen:
-            return False
-        load()
-        return True
+        """Watch the feature file ``path`` and its journal."""
+        super().__init__(path, journal_path(path))
 
 
 def _journaled(items: LayeredItems, path: Path) -> bool:

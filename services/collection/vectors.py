@@ -16,6 +16,7 @@ Imports FAISS: only the search service and ``index build`` use this module.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ from services.collection.vector_file import (
     open_index_stream,
     write_vector_file,
 )
-from services.common.atomic import atomic_write
+from services.collection.vector_journal import VectorJournal, journal_path, read_journal
+from services.common.atomic import atomic_write, file_signature, fsync_dir
 from services.common.schemas import ObjectMetadata
 
 __all__ = ["COMPRESS_ABOVE", "FORMAT_VERSION", "Hit", "IndexKind", "SnapshotError", "VectorIndex", "check_vectors"]
@@ -122,6 +124,8 @@ class VectorIndex:
         self._metadata: dict[str, ObjectMetadata] = {}
         self._next_label = 0
         self._index: Any = self._new_flat()
+        self.journal = VectorJournal()
+        """Changes since the file was last written or loaded, saved as its journal while they are few."""
 
     @property
     def stamp(self) -> ModelStamp:
@@ -208,6 +212,7 @@ class VectorIndex:
             self._labels[metadata.object_id] = label
             self._ids[label] = metadata.object_id
             self._metadata[metadata.object_id] = metadata
+            self.journal.upserted(row[0], metadata)
             self._maybe_train_ivf()
             self.version += 1
             return replaced
@@ -232,6 +237,7 @@ class VectorIndex:
                 self._labels[meta.object_id] = label
                 self._ids[label] = meta.object_id
                 self._metadata[meta.object_id] = meta
+            self.journal.invalidate()  # a bulk add: the next save rewrites the file
             self._maybe_train_ivf()
             self.version += 1
 
@@ -252,6 +258,7 @@ class VectorIndex:
             if len(labels):
                 trained.index.add_with_ids(held, labels)
             self._index = trained.index
+            self.journal.invalidate()
             self.kind = "auto"
             self.ivf_lists, self.ivf_probe, self.tuned_recall = trained.lists, trained.probe, trained.recall
 
@@ -271,6 +278,7 @@ class VectorIndex:
             if metadata.object_id not in self._labels:
                 raise KeyError(metadata.object_id)
             self._metadata[metadata.object_id] = metadata
+            self.journal.metadata_updated(metadata)
             self.version += 1
 
     def remove(self, object_id: str) -> bool:
@@ -278,6 +286,7 @@ class VectorIndex:
         with self._lock:
             removed = self._remove_locked(object_id)
             if removed:
+                self.journal.removed(object_id)
                 self.version += 1
             return removed
 
@@ -352,14 +361,27 @@ class VectorIndex:
     def save(self, path: Path) -> int:
         """Write the state atomically to ``path``, streaming the FAISS index into the file (no in-memory copy of
         it); returns the version saved."""
+        path = Path(path)
         with self._lock:
-            state, version = self._state(), self.version
+            version = self.version
+            journal = self.journal
+            if (
+                journal.base_path == path
+                and journal.fits(len(self._labels))
+                and file_signature(path) == journal.base_signature
+            ):
+                journal.write(path, version, self.dimension)  # only the changes since the file
+                return version
+            state = self._state() | {"saved_id": uuid.uuid4().hex}
             size = _serialised_size(self._index)
 
             def write(handle: BinaryIO) -> None:
                 write_vector_file(handle, state, size, lambda sink: _serialise(self._index, sink))
 
-            atomic_write(Path(path), write)
+            atomic_write(path, write)
+            journal_path(path).unlink(missing_ok=True)  # its changes are in the file just written
+            fsync_dir(path.parent)
+            journal.reset(state["saved_id"], path, file_signature(path))
         return version
 
     @classmethod
@@ -367,8 +389,10 @@ class VectorIndex:
         """Read a snapshot written by :meth:`save`.
 
         Raises:
-            SnapshotError: the file is unreadable, incomplete or inconsistent.
+            SnapshotError: the file (or its journal) is unreadable, incomplete or inconsistent.
         """
+        path = Path(path)
+        signature = file_signature(path)
         with open_index_stream(path) as (state, read):
             try:
                 index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))  # type: ignore[attr-defined]
@@ -400,7 +424,24 @@ class VectorIndex:
             )
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = result.ivf_probe
+        result.journal.reset(str(state.get("saved_id", "")), path, signature)
+        result._apply_journal(path)
         return result
+
+    def _apply_journal(self, path: Path) -> None:
+        """Replay the journal of ``path`` when it sits on the file just loaded (the replayed changes are the
+        journal's again, so the next small save writes all of them)."""
+        entries = read_journal(path, self.journal.base_id)
+        if entries is None:
+            return
+        for object_id in entries.removed:
+            self.remove(object_id)
+        for metadata in entries.metadata:
+            if metadata.object_id in self:
+                self.update_metadata(metadata)
+        for vector, metadata in entries.upserts:
+            self.upsert(vector, metadata)
+        self.version = entries.version
 
 
 def _serialise(index: Any, sink: Callable[[bytes], object]) -> None:

@@ -91,3 +91,31 @@ class FileWatch:
             return False
         load()
         return True
+
+
+class JournaledFileWatch:
+    """:class:`FileWatch` for a file and the journal saved beside it: the versions of both last loaded or written
+    here, to tell when another writer changed either."""
+
+    def __init__(self, path: Path, journal: Path) -> None:
+        """Watch ``path`` and its ``journal``."""
+        self.path, self.journal = Path(path), Path(journal)
+        self.seen: tuple[tuple[int, int], tuple[int, int] | None] | None = None
+        """The signatures last loaded or written here; None before either."""
+
+    def current(self) -> tuple[tuple[int, int], tuple[int, int] | None] | None:
+        """The file's and its journal's signatures now; None when the file does not exist."""
+        base = file_signature(self.path)
+        return None if base is None else (base, file_signature(self.journal))
+
+    def mark_written(self) -> None:
+        """Record both as they are now, just written by this process (so they are not loaded back)."""
+        self.seen = self.current()
+
+    def reload_if_replaced(self, load: Callable[[], object]) -> bool:
+        """Call ``load`` when the file exists and it or its journal is not the version last seen; True if called."""
+        signature = self.current()
+        if signature is None or signature == self.seen:
+            return False
+        load()
+        return True

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from services.collection.vector_journal import journal_path
 from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
-from services.common.atomic import FileWatch
+from services.common.atomic import JournaledFileWatch
 from services.common.errors import InvalidFields, NotFound
 from services.common.schemas import ObjectMetadata
 
@@ -43,7 +44,7 @@ class LiveIndex:
         self.compression = dict(compression or {})
         self.autosave = autosave
         self.index: VectorIndex | None = None
-        self._watch = FileWatch(self.path)
+        self._watch = JournaledFileWatch(self.path, journal_path(self.path))
         self._save_lock = threading.Lock()
         self._saved_version = -1
 
