@@ -367,6 +367,7 @@ class VectorIndex:
             journal = self.journal
             if (
                 journal.base_path == path
+                and journal.base_id  # a file written before journals has no id to name: rewrite it once
                 and journal.fits(len(self._labels))
                 and file_signature(path) == journal.base_signature
             ):

@@ -103,3 +103,15 @@ def test_a_corrupt_journal_is_refused_naming_it(saved) -> None:
     journal_path(path).write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(SnapshotError, match="journal"):
         VectorIndex.load(path)
+
+
+def test_a_file_without_an_id_is_rewritten_once_then_journaled(saved) -> None:
+    path, _ = saved
+    index = VectorIndex.load(path)
+    index.journal.base_id = ""  # as loaded from a file written before journals
+    index.upsert(unit(np.random.default_rng(7), 1)[0], ObjectMetadata(object_id="first"))
+    index.save(path)
+    assert not journal_path(path).exists() and "first" in VectorIndex.load(path)
+    index.upsert(unit(np.random.default_rng(8), 1)[0], ObjectMetadata(object_id="second"))
+    index.save(path)
+    assert journal_path(path).exists() and "second" in VectorIndex.load(path)
