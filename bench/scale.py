@@ -10,10 +10,10 @@ and to remove one artwork in each service (an add is saved before it is answered
 
 Generated vectors are convex mixtures of three real ones plus Gaussian noise, L2-normalised: they lie where real
 embeddings lie, clustered, not uniform noise (uniform 1280-d noise has no neighbours worth finding). A generated
-reference's features are those of a real reference, rows shuffled and every descriptor shifted by a per-reference
-offset (distinct references, real keypoint counts), optionally capped at ``--keypoints`` per reference to bound the
-feature file at a million (uncapped, ~67 KB each). Queries are stored vectors plus noise, like a visitor's photo of
-a known artwork.
+reference's features are those of a real reference, rows shuffled (or, capped at ``--keypoints`` per reference to
+bound the feature file at a million, a random subset of them; uncapped, ~67 KB each) and every descriptor shifted by
+a per-reference offset (distinct references, real keypoint counts). Queries are stored vectors plus noise, like a
+visitor's photo of a known artwork.
 
     .venv/bin/artwork-matcher index build ../shared/data/museum-dev/objects \
         --catalogue ../shared/data/museum-dev/objects.csv --snapshot /tmp/dev-snap
@@ -104,10 +104,11 @@ class SyntheticFeatures(Mapping[str, FeatureSet]):
         i = int(object_id.removeprefix("syn_"))
         base = self.real.features[i % len(self.real.features)]
         rng = np.random.default_rng(i)
-        order = rng.permutation(len(base))
+        count = len(base) if self.keypoints is None else min(len(base), self.keypoints)
+        order = rng.choice(len(base), count, replace=False) if count else np.zeros(0, np.int64)
         shift = rng.integers(-12, 13, size=base.descriptors.shape[1]).astype(np.int16)
         descriptors = np.clip(base.descriptors[order].astype(np.int16) + shift, 0, 255).astype(np.uint8)
-        return self._cap(FeatureSet(base.keypoints[order], descriptors, base.width, base.height))
+        return FeatureSet(base.keypoints[order], descriptors, base.width, base.height)
 
     def _cap(self, features: FeatureSet) -> FeatureSet:
         if self.keypoints is None or len(features) <= self.keypoints:
@@ -126,7 +127,7 @@ class SyntheticFeatures(Mapping[str, FeatureSet]):
 def build(real: Real, size: int, folder: Path, keypoints: int | None) -> float:
     """Write the snapshot of ``size`` artworks into ``folder`` (kept when already made); the seconds it took."""
     marker = folder / "scale.json"
-    recipe = {"size": size, "keypoints": keypoints, "real": len(real.vectors), "noise": NOISE, "chunk": CHUNK}
+    recipe = {"size": size, "keypoints": keypoints, "real": len(real.vectors), "noise": NOISE, "chunk": CHUNK, "v": 2}
     if marker.is_file() and json.loads(marker.read_text()) == recipe:
         return 0.0
     shutil.rmtree(folder, ignore_errors=True)
