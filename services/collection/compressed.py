@@ -18,6 +18,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from services.collection.vector_file import RECALL_TARGET
+
 TRAIN_PER_LIST = 39
 """Training vectors per inverted list (FAISS warns below 39)."""
 MIN_LISTS = 16
@@ -53,7 +55,9 @@ def choose_lists(expected: int) -> int:
     return int(min(MAX_LISTS, max(MIN_LISTS, lists)))
 
 
-def train_compressed(sample: np.ndarray, *, expected: int, recall_target: float = 0.95, seed: int = 0) -> Compressed:
+def train_compressed(
+    sample: np.ndarray, *, expected: int, recall_target: float = RECALL_TARGET, seed: int = 0
+) -> Compressed:
     """Train the compressed index on ``sample`` (rows of the collection) and tune its probe count.
 
     The sample's own rows are the queries (up to :data:`PROBE_QUERIES`) and exact inner-product search over the

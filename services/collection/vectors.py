@@ -31,6 +31,7 @@ from services.collection.stamp import ModelStamp
 from services.collection.vector_file import (
     COMPRESS_ABOVE,
     FORMAT_VERSION,
+    RECALL_TARGET,
     SnapshotError,
     encode_vector_file,
     open_index_stream,
@@ -100,7 +101,7 @@ class VectorIndex:
         ivf_train_factor: int = 39,
         compress_above: int = COMPRESS_ABOVE,
         expected_size: int = 0,
-        recall_target: float = 0.95,
+        recall_target: float = RECALL_TARGET,
         model: str = "",
         preprocessing: str = "",
     ) -> None:
@@ -408,7 +409,7 @@ class VectorIndex:
             ivf_train_factor=int(ivf.get("train_factor", 39)),
             compress_above=int(ivf.get("compress_above", COMPRESS_ABOVE)),
             expected_size=int(ivf.get("expected_size", 0)),
-            recall_target=float(ivf.get("recall_target", 0.95)),
+            recall_target=float(ivf.get("recall_target", RECALL_TARGET)),
             model=state.get("model", ""),
             preprocessing=state.get("preprocessing", ""),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.collection.vector_file import RECALL_TARGET
 from services.collection.vector_journal import journal_path
 from services.collection.vectors import COMPRESS_ABOVE, Hit, IndexKind, VectorIndex
 from services.common.atomic import JournaledFileWatch
@@ -121,7 +122,7 @@ class LiveIndex:
                     ivf_probe=self.ivf_probe,
                     compress_above=int(self.compression.get("compress_above", COMPRESS_ABOVE)),
                     expected_size=int(self.compression.get("expected_size", 0)),
-                    recall_target=float(self.compression.get("recall_target", 0.95)),
+                    recall_target=float(self.compression.get("recall_target", RECALL_TARGET)),
                     model=model,
                 )
             replaced = index.upsert(array, metadata)

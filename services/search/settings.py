@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.collection.layout import SEARCH_FILE, default_snapshot_dir
+from services.collection.vector_file import RECALL_TARGET
 from services.common.settings import ServiceSettings, port_field
 from services.common.topology import facts
 
@@ -31,7 +32,7 @@ class SearchSettings(ServiceSettings):
     """``auto``: collection size (objects) at which the index is compressed, once."""
     expected_size: int = Field(default=0, ge=0)
     """``auto``: objects the collection is expected to reach (sizes the inverted lists; 0: the size at compression)."""
-    recall_target: float = Field(default=0.95, gt=0.0, le=1.0)
+    recall_target: float = Field(default=RECALL_TARGET, gt=0.0, le=1.0)
     """``auto``: recall@10 against exact search that the lists visited per query are tuned to, at compression."""
     ivf_lists: int = Field(default=256, ge=1)
     """IVF: number of inverted lists (used once the collection is large enough to train them)."""
