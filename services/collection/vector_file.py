@@ -27,8 +27,8 @@ import numpy as np
 FORMAT_VERSION = 1
 RECALL_TARGET = 0.97
 """Recall@10 against exact search the compressed index's probe count is tuned to, on the collection's own vectors.
-Photos are noisier than the stored vectors the tuning queries with: 0.97 there measured 0.95+ on noisy queries
-(``bench/scale.py``), where a 0.95 target gave 0.950 at 100 000 artworks."""
+Photos are noisier than the stored vectors the tuning queries with: a 0.95 target gave 0.950 on noisy queries at
+100 000 artworks (``bench/scale.py``), so the default keeps a margin."""
 COMPRESS_ABOVE = 50_000
 """Vectors from which an ``auto`` index is compressed (exact search over 50 000 vectors of 1280 floats takes a few
 milliseconds on one core; above, the inverted file is faster and four times smaller). Declared here, FAISS-free, so
