@@ -97,7 +97,7 @@ function showScanned(answer, photo) {
   lookup = null;
   stopCamera(ui.video);
   showPreview(photo);
-  const panel = fillRooms(showFound(ui.result, answer));
+  const panel = fillRooms(showFound(ui.result, answer, previewUrl));
   setState('result');
   panel.querySelector('.result-title').focus({ preventScroll: true });
   window.scrollTo({ top: 0 });
@@ -152,7 +152,7 @@ async function lookUp(getPhoto) {
     showBusy(ui.result);
     const answer = await identify(photo, controller.signal);
     show = answer.match
-      ? () => ['result', fillRooms(showFound(ui.result, answer))]
+      ? () => ['result', fillRooms(showFound(ui.result, answer, previewUrl))]
       : () => ['nomatch', showNoMatch(ui.result)];
   } catch (error) {
     if (error.name === 'AbortError') return;

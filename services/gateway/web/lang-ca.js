@@ -31,6 +31,10 @@ export default {
   "result.degraded": "Només una comprovació ràpida: ara mateix la nostra comparació detallada no està disponible. Comprova que la imatge de sota coincideix amb el quadre que tens al davant.",
   "result.scanAnother": "Cerca un altre quadre",
   "result.tryAgain": "Torna-ho a provar",
+  "result.photoAlt": "La teva foto, amb les obres trobades marcades amb un número",
+  "result.box": "Obra {number}: «{title}»",
+  "result.boxUntitled": "Obra {number}: sense títol",
+  "result.boxesHint": "Toca un requadre numerat per veure quina obra és.",
 
   "card.confidence.high": "Molt probable",
   "card.confidence.mid": "Força probable",

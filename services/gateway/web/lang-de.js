@@ -32,6 +32,10 @@ export default {
   "result.degraded": "Nur eine schnelle Prüfung: Unser genauer Bildvergleich ist gerade nicht verfügbar. Bitte prüfen Sie, ob das Bild unten zu dem Gemälde vor Ihnen passt.",
   "result.scanAnother": "Weiteres Gemälde suchen",
   "result.tryAgain": "Erneut versuchen",
+  "result.photoAlt": "Ihr Foto, die gefundenen Kunstwerke mit Nummern markiert",
+  "result.box": "Kunstwerk {number}: „{title}“",
+  "result.boxUntitled": "Kunstwerk {number}: ohne Titel",
+  "result.boxesHint": "Tippen Sie auf einen nummerierten Rahmen, um zu sehen, welches Kunstwerk es ist.",
 
   "card.confidence.high": "Sehr sicher",
   "card.confidence.mid": "Ziemlich sicher",

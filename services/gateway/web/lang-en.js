@@ -33,6 +33,10 @@ export default {
   "result.degraded": "Quick check only: our detailed comparison is unavailable right now. Please check that the picture below matches the painting in front of you.",
   "result.scanAnother": "Scan another painting",
   "result.tryAgain": "Try again",
+  "result.photoAlt": "Your photo, with the artworks found marked by number",
+  "result.box": "Artwork {number}: “{title}”",
+  "result.boxUntitled": "Artwork {number}: untitled",
+  "result.boxesHint": "Tap a numbered box to see which artwork it is.",
 
   "card.confidence.high": "Very sure",
   "card.confidence.mid": "Fairly sure",

@@ -31,6 +31,10 @@ export default {
   "result.degraded": "Solo una comprobación rápida: ahora mismo nuestra comparación detallada no está disponible. Comprueba que la imagen de abajo coincide con el cuadro que tienes delante.",
   "result.scanAnother": "Buscar otro cuadro",
   "result.tryAgain": "Volver a intentarlo",
+  "result.photoAlt": "Tu foto, con las obras encontradas marcadas con un número",
+  "result.box": "Obra {number}: «{title}»",
+  "result.boxUntitled": "Obra {number}: sin título",
+  "result.boxesHint": "Toca un recuadro numerado para ver qué obra es.",
 
   "card.confidence.high": "Muy probable",
   "card.confidence.mid": "Bastante probable",

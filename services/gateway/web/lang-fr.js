@@ -32,6 +32,10 @@ export default {
   "result.degraded": "Vérification rapide seulement\u00a0: notre comparaison détaillée est indisponible pour le moment. Vérifiez que l'image ci-dessous correspond bien au tableau devant vous.",
   "result.scanAnother": "Rechercher un autre tableau",
   "result.tryAgain": "Réessayer",
+  "result.photoAlt": "Votre photo, avec les œuvres trouvées marquées d’un numéro",
+  "result.box": "Œuvre {number}\u00a0: «\u00a0{title}\u00a0»",
+  "result.boxUntitled": "Œuvre {number}\u00a0: sans titre",
+  "result.boxesHint": "Touchez un cadre numéroté pour voir de quelle œuvre il s’agit.",
 
   "card.confidence.high": "Très probable",
   "card.confidence.mid": "Assez probable",

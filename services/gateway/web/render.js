@@ -2,6 +2,7 @@
 // Server text only ever goes in through textContent and attributes, never as HTML. The page's own words are message
 // keys (i18n.js), so a panel on screen follows a language switch.
 
+import { markPhoto } from './boxes.js';
 import { applyTranslations, t, translate, translateAttribute } from './i18n.js';
 
 const CONFIDENCE_LEVELS = [
@@ -94,13 +95,18 @@ export function setCatalogueDetails(card, entry) {
   }
 }
 
-/** The artworks found, best first; returns the panel (its cards carry `data-object-id`). */
-export function showFound(region, response) {
+/**
+ * The artworks found, best first, and where they are on the visitor's photo (`photoUrl`, an object URL) when they
+ * were located; returns the panel (its cards carry `data-object-id`).
+ */
+export function showFound(region, response, photoUrl) {
   const panel = fromTemplate('tpl-found');
   const matches = response.matches?.length ? response.matches : [response.match];
   translate(panel.querySelector('.result-title'), 'result.found', { count: matches.length });
   panel.querySelector('.degraded').hidden = !response.degraded;
-  panel.querySelector('.matches').append(...matches.map(matchCard));
+  const cards = matches.map(matchCard);
+  panel.querySelector('.matches').append(...cards);
+  markPhoto(panel.querySelector('.your-photo'), photoUrl, matches, cards);
   return replace(region, panel);
 }
 

@@ -4,7 +4,8 @@ The fakes recognise a few real museum-dev photos by a fingerprint (a 16x16 grey 
 L2-normalised) that survives the browser's downscale and JPEG re-encoding and a camera's YUV 4:2:0 round trip.
 A photo close to a known one gets its labelled artworks as search hits that verify geometrically; any other photo
 gets unrelated hits that do not verify, so the gateway's real decision answers "no match". A blank photo is
-refused as a bad image (400), and ``geometric_down`` makes the geometric service answer 503.
+refused as a bad image (400), ``geometric_down`` makes the geometric service answer 503, and an artwork in
+``boxless`` verifies without a box in the photo.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class FakeBackends:
 
     catalogue: dict[str, ObjectMetadata]
     geometric_down: bool = False
+    boxless: set[str] = field(default_factory=set)
     known: list[tuple[np.ndarray, list[str]]] = field(default_factory=list)
 
     def know(self, photo: Path, object_ids: list[str]) -> None:
@@ -173,9 +175,9 @@ class FakeBackends:
         results = [self._verify(ref, ids) for ref in body["reference_ids"]]
         return _json({"results": results, "processing_time_ms": 1.0})
 
-    @staticmethod
-    def _verify(reference_id: str, shown: list[str]) -> dict[str, Any]:
-        """A shown artwork verifies (the first with many inliers, later ones with few); others do not."""
+    def _verify(self, reference_id: str, shown: list[str]) -> dict[str, Any]:
+        """A shown artwork verifies (the first with many inliers, later ones with few) and lies in the i-th of as many
+        equal columns of the photo as there are shown (none when ``boxless``); others do not verify."""
         if reference_id not in shown:
             return {
                 "reference_id": reference_id,
@@ -196,5 +198,5 @@ class FakeBackends:
             "inlier_ratio": 0.6,
             "score": 0.8,
             "spread": 0.7,
-            "query_box": [position / count, 0.1, (position + 1) / count, 0.9],
+            "query_box": None if reference_id in self.boxless else [position / count, 0.1, (position + 1) / count, 0.9],
         }
