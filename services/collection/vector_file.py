@@ -76,14 +76,17 @@ def write_vector_file(
 
 
 @contextlib.contextmanager
-def open_index_stream(path: Path) -> Iterator[tuple[dict[str, Any], Callable[[int], bytes]]]:
+def open_index_stream(
+    path: Path, decode: Callable[[bytes], dict[str, Any]] = json.loads
+) -> Iterator[tuple[dict[str, Any], Callable[[int], bytes]]]:
     """The ``state`` of a vector file and a ``read(n)`` over its serialised index, for FAISS to read from without a
-    copy of the whole index in memory.
+    copy of the whole index in memory. ``decode`` turns the state's JSON bytes into the mapping (a typed decoder can
+    keep large parts undecoded); it raises ValueError on bytes it cannot read.
 
     Raises:
         SnapshotError: the file is missing, unreadable, or of an unknown format.
     """
-    state = read_vector_state(path)
+    state = _read(path, with_index=False, decode=decode)[0]
     try:
         archive = zipfile.ZipFile(Path(path))
         member = archive.open("index.npy")
@@ -119,10 +122,12 @@ def read_vector_state(path: Path) -> dict[str, Any]:
     return _read(path, with_index=False)[0]
 
 
-def _read(path: Path, *, with_index: bool) -> tuple[dict[str, Any], np.ndarray]:
+def _read(
+    path: Path, *, with_index: bool, decode: Callable[[bytes], dict[str, Any]] = json.loads
+) -> tuple[dict[str, Any], np.ndarray]:
     try:
         with np.load(Path(path), allow_pickle=False) as data:
-            state = json.loads(bytes(data["state"]).decode("utf-8"))
+            state = decode(bytes(data["state"]))
             index = np.ascontiguousarray(data["index"]) if with_index else np.zeros(0, np.uint8)
     except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
         raise SnapshotError(f"search snapshot {path} is unreadable: {exc}") from exc

@@ -46,6 +46,90 @@ __all__ = ["COMPRESS_ABOVE", "FORMAT_VERSION", "Hit", "IndexKind", "SnapshotErro
 IndexKind = Literal["flat", "ivf", "auto"]
 
 
+class _FileState(msgspec.Struct):
+    """What :meth:`VectorIndex.load` reads of a vector file's state; the metadata entries stay undecoded JSON."""
+
+    dimension: int
+    next_label: int
+    labels: dict[str, int]
+    metadata: dict[str, msgspec.Raw]
+    format: Any = None
+    kind: str = "flat"
+    model: str = ""
+    preprocessing: str = ""
+    ivf: dict[str, Any] = msgspec.field(default_factory=dict)
+    saved_id: str = ""
+
+
+def _decode_state(payload: bytes) -> dict[str, Any]:
+    try:
+        return msgspec.structs.asdict(msgspec.json.decode(payload, type=_FileState))
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"its state does not fit the format: {exc}") from exc
+
+
+class PackedMetadata:
+    """Catalogue entries kept as MessagePack bytes, decoded when read.
+
+    A decoded :class:`ObjectMetadata` costs about 600 bytes of Python objects even when most of its fields are
+    empty; its JSON encoding about 150. At a million artworks that is ~0.6 GB against ~0.15 GB of the search
+    service's memory (``bench/scale.py``), and a search decodes only the few entries it returns. A snapshot's
+    entries are kept as the file's own JSON bytes (:meth:`from_raw`), never built as Python objects all at once.
+    """
+
+    _encoder = msgspec.json.Encoder()
+    _decoder = msgspec.json.Decoder(ObjectMetadata)
+
+    def __init__(self) -> None:
+        """An empty table."""
+        self._packed: dict[str, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __contains__(self, object_id: object) -> bool:
+        return object_id in self._packed
+
+    def ids(self) -> set[str]:
+        """The object ids held."""
+        return set(self._packed)
+
+    def sorted_ids(self) -> list[str]:
+        """The object ids held, sorted."""
+        return sorted(self._packed)
+
+    def get(self, object_id: str) -> ObjectMetadata | None:
+        """The decoded entry of ``object_id``, or None."""
+        packed = self._packed.get(object_id)
+        return None if packed is None else self._decoder.decode(packed)
+
+    def put(self, metadata: ObjectMetadata) -> None:
+        """Store (or replace) one entry."""
+        self._packed[metadata.object_id] = self._encoder.encode(metadata)
+
+    def discard(self, object_id: str) -> None:
+        """Forget ``object_id``'s entry, if any."""
+        self._packed.pop(object_id, None)
+
+    def to_builtins(self) -> dict[str, Any]:
+        """Every entry as plain data, keyed by object id (what the snapshot file stores)."""
+        return {k: msgspec.json.decode(v) for k, v in self._packed.items()}
+
+    @classmethod
+    def from_raw(cls, entries: dict[str, msgspec.Raw]) -> PackedMetadata:
+        """Entries as a snapshot file holds them (JSON), each validated against :class:`ObjectMetadata` and kept
+        as its bytes.
+
+        Raises:
+            msgspec.ValidationError: an entry does not fit the schema.
+        """
+        table = cls()
+        for object_id, raw in entries.items():
+            table._decoder.decode(raw)
+            table._packed[object_id] = bytes(raw)
+        return table
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result with the metadata stored beside its vector, read under the same lock as the vector."""
@@ -122,7 +206,7 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._labels: dict[str, int] = {}
         self._ids: dict[int, str] = {}
-        self._metadata: dict[str, ObjectMetadata] = {}
+        self._metadata = PackedMetadata()
         self._next_label = 0
         self._index: Any = self._new_flat()
         self.journal = VectorJournal()
@@ -151,8 +235,8 @@ class VectorIndex:
     def page(self, offset: int = 0, limit: int = 100) -> tuple[list[ObjectMetadata], int]:
         """A page of metadata sorted by object id, and the total count."""
         with self._lock:
-            ids = sorted(self._metadata)
-            return [self._metadata[i] for i in ids[offset : offset + limit]], len(ids)
+            ids = self._metadata.sorted_ids()
+            return [m for i in ids[offset : offset + limit] if (m := self._metadata.get(i)) is not None], len(ids)
 
     def vector(self, object_id: str) -> np.ndarray | None:
         """The stored vector of ``object_id`` (D,), or None."""
@@ -212,7 +296,7 @@ class VectorIndex:
             self._index.add_with_ids(row, np.array([label], dtype=np.int64))
             self._labels[metadata.object_id] = label
             self._ids[label] = metadata.object_id
-            self._metadata[metadata.object_id] = metadata
+            self._metadata.put(metadata)
             self.journal.upserted(row[0], metadata)
             self._maybe_train_ivf()
             self.version += 1
@@ -237,7 +321,7 @@ class VectorIndex:
             for label, meta in zip(labels.tolist(), metadata, strict=True):
                 self._labels[meta.object_id] = label
                 self._ids[label] = meta.object_id
-                self._metadata[meta.object_id] = meta
+                self._metadata.put(meta)
             self.journal.invalidate()  # a bulk add: the next save rewrites the file
             self._maybe_train_ivf()
             self.version += 1
@@ -278,7 +362,7 @@ class VectorIndex:
         with self._lock:
             if metadata.object_id not in self._labels:
                 raise KeyError(metadata.object_id)
-            self._metadata[metadata.object_id] = metadata
+            self._metadata.put(metadata)
             self.journal.metadata_updated(metadata)
             self.version += 1
 
@@ -297,7 +381,7 @@ class VectorIndex:
             return False
         self._index.remove_ids(np.array([label], dtype=np.int64))
         del self._ids[label]
-        del self._metadata[object_id]
+        self._metadata.discard(object_id)
         return True
 
     # --- FAISS structures ---------------------------------------------------------------------------------------
@@ -347,7 +431,7 @@ class VectorIndex:
             "preprocessing": self.preprocessing,
             "next_label": self._next_label,
             "labels": self._labels,
-            "metadata": {k: msgspec.to_builtins(v) for k, v in self._metadata.items()},
+            "metadata": self._metadata.to_builtins(),
             "ivf": {
                 "lists": self.ivf_lists,
                 "probe": self.ivf_probe,
@@ -395,7 +479,7 @@ class VectorIndex:
         """
         path = Path(path)
         signature = file_signature(path)
-        with open_index_stream(path) as (state, read):
+        with open_index_stream(path, _decode_state) as (state, read):
             try:
                 index = faiss.read_index(faiss.PyCallbackIOReader(read, 1 << 20))  # type: ignore[attr-defined]
             except RuntimeError as exc:
@@ -416,10 +500,13 @@ class VectorIndex:
         result._index = index
         result.tuned_recall = ivf.get("tuned_recall")
         result._next_label = int(state["next_label"])
-        result._labels = {k: int(v) for k, v in state["labels"].items()}
+        result._labels = state["labels"]  # decoded as dict[str, int]: used as it is, no copy
         result._ids = {v: k for k, v in result._labels.items()}
-        result._metadata = {k: msgspec.convert(v, ObjectMetadata) for k, v in state["metadata"].items()}
-        if set(result._metadata) != set(result._labels) or index.ntotal != len(result._labels):
+        try:
+            result._metadata = PackedMetadata.from_raw(state["metadata"])
+        except msgspec.ValidationError as exc:
+            raise SnapshotError(f"search snapshot {path} has an invalid catalogue entry: {exc}") from exc
+        if result._metadata.ids() != set(result._labels) or index.ntotal != len(result._labels):
             raise SnapshotError(
                 f"search snapshot {path} is inconsistent: {index.ntotal} vectors, "
                 f"{len(result._labels)} ids, {len(result._metadata)} metadata entries"

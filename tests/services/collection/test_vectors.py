@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import faiss
@@ -270,6 +271,32 @@ def test_an_inconsistent_snapshot_is_refused(tmp_path):
 
     with pytest.raises(SnapshotError, match="inconsistent"):
         VectorIndex.load(tmp_path / "mixed.npz")
+
+
+def test_a_snapshot_with_an_invalid_catalogue_entry_is_refused(filled, tmp_path):
+    index, _ = filled
+    index.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as arrays:
+        state = json.loads(bytes(arrays["state"]))
+        first = next(iter(state["metadata"]))
+        state["metadata"][first]["title"] = 7
+        payload = np.frombuffer(json.dumps(state).encode(), np.uint8)
+        _write_npz(tmp_path / "bad-entry.npz", state=payload, index=arrays["index"])
+
+    with pytest.raises(SnapshotError, match="invalid catalogue entry"):
+        VectorIndex.load(tmp_path / "bad-entry.npz")
+
+
+def test_catalogue_entries_read_back_equal_after_a_save_load_and_a_change(filled, tmp_path):
+    index, _ = filled
+    index.save(tmp_path / "s.npz")
+    loaded = VectorIndex.load(tmp_path / "s.npz")
+    ids = [m.object_id for m in index.page(0, 1000)[0]]
+    assert [loaded.get(i) for i in ids] == [index.get(i) for i in ids]
+    changed = ObjectMetadata(object_id=ids[0], title="Nouveau titre", extra={"salle": "Ré"})
+    loaded.update_metadata(changed)
+    assert loaded.get(ids[0]) == changed
+    assert loaded.search(np.asarray([loaded.vector(ids[0])]), 1)[0][0].metadata == changed
 
 
 def test_loading_a_missing_file_raises_snapshot_error(tmp_path):
