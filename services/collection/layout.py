@@ -6,7 +6,8 @@ A snapshot directory holds::
     features.npz    reference local features (geometric service, ``index build``)
     images/         reference images, one ``<object_id><suffix>`` file each (gateway, ``index build``)
     decision.json   decision parameters fitted by ``calibrate`` (optional; the gateway reads it at start-up)
-    report.json     the last collection report of ``index doctor`` (optional; the curator page shows it)
+    report.json     the last collection report of ``index doctor`` or ``index build`` (optional; the curator page
+                    shows it, ``/identify`` reads its near-duplicate pairs at start-up)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ IMAGES_DIR = "images"
 DECISION_FILE = "decision.json"
 """Decision parameters fitted by ``calibrate`` (see :mod:`services.collection.decision_file`)."""
 REPORT_FILE = "report.json"
-"""The last collection report of ``index doctor`` (see :mod:`services.collection.report_file`)."""
+"""The last collection report of ``index doctor`` or ``index build`` (see :mod:`services.collection.report_file`)."""
 SNAPSHOT_ENV = "ARTWORK_MATCHER_SNAPSHOT"
 """Environment variable naming the default snapshot directory."""
 
@@ -67,5 +68,5 @@ class Snapshot:
 
     @property
     def report_file(self) -> Path:
-        """The last collection report (``index doctor``)."""
+        """The last collection report (``index doctor``, ``index build``)."""
         return self.root / REPORT_FILE

@@ -1,5 +1,6 @@
-"""The collection report (``artwork-matcher index doctor``): its wire and file shape, and the snapshot's
-``report.json`` that keeps the last one for the curator page.
+"""The collection report (``artwork-matcher index doctor``, and ``index build`` after a build that changed the
+snapshot): its wire and file shape, and the snapshot's ``report.json`` that keeps the last one for the curator page
+and for ``/identify``, which answers both references of a near-duplicate pair when a photo cannot tell them apart.
 
 Framework-free and light (msgspec only): the gateway reads the file and serves it as it is; the analysis that makes
 a report lives in :mod:`services.collection.doctor`.
@@ -101,6 +102,15 @@ class CollectionReport(Struct, frozen=True):
     seconds: float = 0.0
     """How long the analysis took."""
 
+    def near_duplicate_partners(self) -> dict[str, frozenset[str]]:
+        """Per artwork named in a near-duplicate pair, the artworks it is paired with (what ``/identify`` reads)."""
+        partners: dict[str, set[str]] = {}
+        for pair in self.pairs:
+            if pair.flag is Flag.NEAR_DUPLICATE:
+                partners.setdefault(pair.a, set()).add(pair.b)
+                partners.setdefault(pair.b, set()).add(pair.a)
+        return {object_id: frozenset(others) for object_id, others in partners.items()}
+
 
 class ReportFileError(ValueError):
     """``report.json`` exists but is not a collection report; the message names the file and the fix."""
@@ -114,7 +124,7 @@ def write_report(snapshot: Path, report: CollectionReport) -> Path:
 
 
 def read_report(snapshot: Path) -> CollectionReport | None:
-    """The last report of ``<snapshot>``, or None when ``index doctor`` never ran on it.
+    """The last report of ``<snapshot>``, or None when neither ``index doctor`` nor ``index build`` wrote one.
 
     Raises:
         ReportFileError: the file is unreadable or not a report of this version.

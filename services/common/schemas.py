@@ -356,9 +356,19 @@ class IdentifyRequest(Struct, forbid_unknown_fields=True):
     options: IdentifyOptions = msgspec.field(default_factory=IdentifyOptions)
 
 
+def _doc(text: str) -> Meta:
+    """A field's description in the OpenAPI document."""
+    return Meta(description=text)
+
+
 class Match(Struct):
     """One identified artwork; ``query_box`` is where it lies in the photo, ``[x0, y0, x1, y1]`` fractions of its
-    width and height, null when it was not located (an embedding-only answer)."""
+    width and height, null when it was not located (an embedding-only answer).
+
+    When the collection holds two references of (nearly) the same picture (a near-duplicate pair of the collection
+    report) and the photo's evidence cannot tell them apart, both are answered: the better one first, listing the
+    other in ``near_duplicates``, and the other right after it with ``near_duplicate_of`` naming the first. The pair
+    is one declared ambiguity ("it is one of these two"), not two artworks in the photo."""
 
     object_id: str
     name: str
@@ -370,6 +380,17 @@ class Match(Struct):
     verification_method: VerificationMethod
     image_url: str
     query_box: list[float] | None = None
+    near_duplicate_of: Annotated[
+        str | None,
+        _doc(
+            "The answer right before this one when this is its near-duplicate reference (the same picture) that the "
+            "photo cannot tell apart from it; null for an answer in its own right."
+        ),
+    ] = None
+    near_duplicates: Annotated[
+        list[str],
+        _doc("Near-duplicate references the photo cannot tell apart from this answer, answered right after it."),
+    ] = msgspec.field(default_factory=list)
 
 
 class Timing(Struct):
@@ -379,11 +400,6 @@ class Timing(Struct):
     search_ms: float
     geometric_ms: float
     total_ms: float
-
-
-def _doc(text: str) -> Meta:
-    """A field's description in the OpenAPI document."""
-    return Meta(description=text)
 
 
 class CandidateEvidence(Struct):
@@ -439,7 +455,8 @@ class IdentifyDebug(Struct):
 
 
 class IdentifyResponse(Struct):
-    """``POST /identify`` answer: every verified artwork best first; ``match`` is the best or null."""
+    """``POST /identify`` answer: every verified artwork best first (a near-duplicate partner the photo cannot tell
+    apart right after its answer, see ``Match``); ``match`` is the best or null."""
 
     success: bool
     match: Match | None

@@ -1,6 +1,8 @@
 """The decision: which shortlisted artworks are answers, and how confident we are, in one framework-free package.
 
 - :mod:`~services.decision.rule`: the parameters and :func:`~services.decision.rule.decide`, run live by the gateway.
+- :mod:`~services.decision.duplicates`: an answer's near-duplicate reference (collection report) answered with it
+  when the evidence cannot separate them.
 - :mod:`~services.decision.evidence`: a candidate as the ``/identify`` answer's evidence row, and back.
 - :mod:`~services.decision.stored`: the parameters a snapshot holds (``decision.json``).
 - :mod:`~services.decision.logistic` and :mod:`~services.decision.fitting`: fitting the parameters on labelled

@@ -4,6 +4,12 @@ Every answer is collected once with threshold 0 (every candidate with any confid
 operating threshold ``t`` are the named matches with confidence ≥ ``t``. That is exactly what the gateway would have
 answered at ``t``: ``decide`` keeps answers greedily in confidence order, so a match above ``t`` is only ever
 suppressed by a better one, which is above ``t`` too. One pass over the photos thus serves every threshold.
+
+A near-duplicate partner the gateway answers right after an answer (``near_duplicate_of``, see
+:mod:`services.decision.duplicates`) is a declared ambiguity, not a claim of its own: it is kept apart from the
+matches (:attr:`Answer.near_duplicates`), so it never counts as an artwork named, and top-1 and precision count an
+answer as right when the labelled artwork is the answer or its flagged partner (:meth:`Answer.right`); such an
+answer is not a wrong artwork named or a failure either. Every other figure reads the matches alone, as before.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class Answer:
         degraded: the gateway answered without geometric verification although it was asked for.
         paintings: boxes ``(x0, y0, x1, y1)`` of the paintings the localiser found (``debug.paintings``).
         looked_closer: indexes in ``paintings`` of those verified on their own rectified crop.
+        near_duplicates: ``(answer, partner)`` of every near-duplicate partner answered right after a match (its
+            ``near_duplicate_of``); partners are not in ``matches``.
     """
 
     matches: tuple[tuple[str, float], ...] = ()
@@ -70,6 +78,12 @@ class Answer:
     degraded: bool = False
     paintings: tuple[tuple[float, ...], ...] = ()
     looked_closer: tuple[int, ...] = ()
+    near_duplicates: tuple[tuple[str, str], ...] = ()
+
+    def right(self, object_id: str, expected: frozenset[str]) -> bool:
+        """Whether answering ``object_id`` is right: it is expected, or a near-duplicate partner flagged with it is
+        (a declared ambiguity between two references of the same picture)."""
+        return object_id in expected or any(a == object_id and p in expected for a, p in self.near_duplicates)
 
     def named(self, threshold: float) -> list[tuple[str, float]]:
         """The matches the gateway gives at ``threshold``."""
@@ -127,10 +141,10 @@ def add_photo(summary: Summary, photo: LabelledPhoto, answer: Answer, threshold:
     named = [o for o, _ in answer.named(threshold)]
     summary.photos += 1
     summary.errors += answer.error is not None
-    summary.wrong_named += sum(o not in photo.expected for o in named)
+    summary.wrong_named += sum(not answer.right(o, photo.expected) for o in named)
     if named:
         summary.answered += 1
-        summary.answered_right += named[0] in photo.expected
+        summary.answered_right += answer.right(named[0], photo.expected)
     if photo.kind == "none":
         summary.none += 1
         summary.none_right += not named
@@ -139,7 +153,7 @@ def add_photo(summary: Summary, photo: LabelledPhoto, answer: Answer, threshold:
         summary.excluded_right += not named
     else:
         summary.collection += 1
-        summary.top1_right += bool(named) and named[0] in photo.expected
+        summary.top1_right += bool(named) and answer.right(named[0], photo.expected)
         rank = answer.rank_of(photo.expected)
         summary.reciprocal_ranks += 1.0 / rank if rank else 0.0
         for k in HIT_RANKS:
@@ -208,6 +222,26 @@ def stage_breakdown(
     return dict(sorted(groups.items()))
 
 
+def flagged_pairs(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], threshold: float) -> list[dict[str, Any]]:
+    """Every photo answered at ``threshold`` with a near-duplicate partner: the photo, what was expected, the answer
+    and its partner, and whether the pair holds the expected artwork (right by :meth:`Answer.right`)."""
+    found = []
+    for photo, answer in zip(photos, answers, strict=True):
+        named = {o for o, _ in answer.named(threshold)}
+        for leader, partner in answer.near_duplicates:
+            if leader in named:
+                found.append(
+                    {
+                        "photo": photo.name,
+                        "expected": sorted(photo.expected),
+                        "answered": leader,
+                        "partner": partner,
+                        "right": answer.right(leader, photo.expected),
+                    }
+                )
+    return found
+
+
 def _evidence(answer: Answer, object_id: str | None) -> dict[str, Any] | None:
     for rank, row in enumerate(answer.candidates, start=1):
         if row.object_id == object_id:
@@ -233,7 +267,7 @@ def failures(photos: Sequence[LabelledPhoto], answers: Sequence[Answer], thresho
             found.append({**base, "failure": "error", "message": answer.error})
             continue
         for position, (object_id, confidence) in enumerate(named):
-            if object_id not in photo.expected:
+            if not answer.right(object_id, photo.expected):
                 failure = "wrong answer" if position == 0 else "wrong extra artwork"
                 found.append(
                     {

@@ -18,12 +18,13 @@ CONFIDENCE_BINS = tuple(b / 10 for b in range(11))
 
 
 def top_answers(photos: Sequence[LabelledPhoto], answers: Sequence[Answer]) -> list[tuple[float, bool, str]]:
-    """``(confidence, right, photo kind)`` of the best answer of every photo that has one at threshold 0."""
+    """``(confidence, right, photo kind)`` of the best answer of every photo that has one at threshold 0 (right as
+    :meth:`~services.decision.metrics.Answer.right` says: its flagged near-duplicate partner counts)."""
     out = []
     for photo, answer in zip(photos, answers, strict=True):
         named = answer.named(0.0)
         if named:
-            out.append((named[0][1], named[0][0] in photo.expected, photo.kind))
+            out.append((named[0][1], answer.right(named[0][0], photo.expected), photo.kind))
     return out
 
 

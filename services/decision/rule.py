@@ -105,6 +105,9 @@ class Scored:
     candidate: Candidate
     confidence: float
     geometric: bool
+    near_duplicate_of: str | None = None
+    """The answer this candidate follows as its inseparable near-duplicate (:mod:`services.decision.duplicates`);
+    None for an answer in its own right."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,8 @@ def top_margin(candidates: list[Candidate]) -> float:
     return candidates[0].similarity - candidates[1].similarity
 
 
-def _iou(a: list[float] | None, b: list[float] | None) -> float:
+def iou(a: list[float] | None, b: list[float] | None) -> float:
+    """Intersection over union of two boxes ``[x0, y0, x1, y1]``; 0 when either is missing."""
     if a is None or b is None:
         return 0.0
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -209,7 +213,7 @@ def decide(
     for s in scored:
         box = s.candidate.geometric.query_box if s.candidate.geometric else None
         overlapping = any(
-            _iou(box, m.candidate.geometric.query_box if m.candidate.geometric else None) > params.overlap_iou
+            iou(box, m.candidate.geometric.query_box if m.candidate.geometric else None) > params.overlap_iou
             for m in matches
         )
         if s.confidence >= cut and s.confidence > 0 and not overlapping:

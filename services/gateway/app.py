@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -26,6 +28,7 @@ from services.common.images import decode_base64, decode_image, sniff_media_type
 from services.common.schemas import CatalogueUpdate, Health, HealthStatus, IdentifyOptions, IdentifyResponse
 from services.common.service import info_body
 from services.common.version import __version__
+from services.decision.duplicates import NearDuplicates
 from services.decision.rule import DecisionParams
 from services.decision.stored import load_params
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
@@ -49,6 +52,8 @@ from services.gateway.state import (
     provide_gateway,
 )
 from services.gateway.web import WEB_ROUTES
+
+log = logging.getLogger(__name__)
 
 
 async def _read_image(settings: GatewaySettings, data: bytes) -> Any:
@@ -328,8 +333,12 @@ def create_app(
     search: SearchClient | None = None,
     geometric: GeometricClient | None = None,
     params: DecisionParams | None = None,
+    near_duplicates: NearDuplicates | None = None,
 ) -> Litestar:
-    """Build the gateway; the backend clients and decision parameters are the test seams.
+    """Build the gateway; the backend clients, decision parameters and near-duplicate pairs are the test seams.
+
+    The decision parameters come from the snapshot's ``decision.json``, the near-duplicate pairs from its
+    ``report.json`` (:func:`load_near_duplicates`), both read once here.
 
     Clients passed in belong to the caller; those the gateway makes are opened and closed by each run's lifespan.
 
@@ -340,8 +349,9 @@ def create_app(
     check_cors(settings.cors_origins, settings.cors_allow_credentials)
     api_key = read_secret(settings.api_key, settings.api_key_file, "GATEWAY_API_KEY")
     decision = params or load_params(settings.snapshot_dir)
+    pairs = load_near_duplicates(settings.snapshot_dir) if near_duplicates is None else near_duplicates
     metrics = GatewayMetrics.create()
-    backends = GivenClients(embeddings=embeddings, search=search, geometric=geometric)
+    backends = GivenClients(embeddings=embeddings, search=search, geometric=geometric, near_duplicates=pairs)
     return build_app(
         title="artwork-matcher",
         description="Identify artworks of a museum's collection from visitors' photos.",
@@ -355,6 +365,17 @@ def create_app(
         before_send=[add_security_headers],
         openapi_schemas=identify_schemas(),
     )
+
+
+def load_near_duplicates(snapshot: Path) -> NearDuplicates:
+    """The near-duplicate pairs of the snapshot's collection report; none when it has no report, or an unreadable
+    one (logged: ``/collection/report`` says why, and ``/identify`` answers as without pairs)."""
+    try:
+        report = read_report(snapshot)
+    except ReportFileError as exc:
+        log.warning("near-duplicate pairs not read: %s", exc)
+        return {}
+    return report.near_duplicate_partners() if report is not None else {}
 
 
 def _lifespan(

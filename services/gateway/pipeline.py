@@ -28,6 +28,7 @@ from services.common.schemas import (
     Timing,
     VerificationMethod,
 )
+from services.decision.duplicates import NearDuplicateRule, NearDuplicates, pair_near_duplicates
 from services.decision.evidence import evidence_of
 from services.decision.rule import Candidate, Decision, DecisionParams, Scored, decide
 from services.gateway.clients import EmbeddingsClient, GeometricClient, SearchClient
@@ -62,8 +63,8 @@ def merge_hits(
     ]
 
 
-def to_match(scored: Scored) -> Match:
-    """The public form of a scored candidate."""
+def to_match(scored: Scored, near_duplicates: list[str] | None = None) -> Match:
+    """The public form of a scored candidate; ``near_duplicates``: the partners answered right after it."""
     c = scored.candidate
     meta = c.metadata or ObjectMetadata(object_id=c.object_id)
     return Match(
@@ -77,7 +78,18 @@ def to_match(scored: Scored) -> Match:
         verification_method=VerificationMethod.GEOMETRIC if scored.geometric else VerificationMethod.EMBEDDING_ONLY,
         image_url=f"/objects/{c.object_id}/image",
         query_box=_box_of(c) if scored.geometric else None,
+        near_duplicate_of=scored.near_duplicate_of,
+        near_duplicates=near_duplicates or [],
     )
+
+
+def to_matches(answers: list[Scored]) -> list[Match]:
+    """The public form of a decision's answers, each answer listing the near-duplicate partners that follow it."""
+    partners: dict[str, list[str]] = {}
+    for s in answers:
+        if s.near_duplicate_of is not None:
+            partners.setdefault(s.near_duplicate_of, []).append(s.candidate.object_id)
+    return [to_match(s, partners.get(s.candidate.object_id)) for s in answers]
 
 
 @dataclass
@@ -102,6 +114,8 @@ class IdentifyPipeline:
         fine_candidates: int = 0,
         shortlist: int = 10,
         looks: PaintingLooks | None = None,
+        near_duplicates: NearDuplicates | None = None,
+        near_duplicate_rule: NearDuplicateRule | None = None,
     ) -> None:
         self.embeddings = embeddings
         self.search = search
@@ -112,6 +126,8 @@ class IdentifyPipeline:
         self.fine_candidates = fine_candidates
         self.shortlist = shortlist
         self.looks = looks or PaintingLooks()
+        self.near_duplicates: NearDuplicates = near_duplicates or {}
+        self.near_duplicate_rule = near_duplicate_rule or NearDuplicateRule()
 
     async def identify(self, image: Image.Image, options: IdentifyOptions) -> IdentifyResponse:
         """Identify the artworks in a decoded, upright RGB photo."""
@@ -132,6 +148,9 @@ class IdentifyPipeline:
         if use_geometric and features is not None:
             candidates, looked = await self._look_closer(payload, features, candidates, embedded.embeddings, k, stages)
         decision = decide(candidates, self.params, use_geometric=use_geometric, threshold=options.threshold)
+        decision = pair_near_duplicates(
+            decision, candidates, self.near_duplicates, self.params, self.near_duplicate_rule
+        )
         located = features.paintings if features is not None else []
         return self._response(
             decision, candidates, options, stages, started, degradation, use_geometric, regions, (located, looked)
@@ -250,7 +269,7 @@ class IdentifyPipeline:
         regions: list[list[float]],
         paintings: tuple[list[LocatedPainting], list[int]] = ([], []),
     ) -> IdentifyResponse:
-        matches = [to_match(s) for s in decision.matches]
+        matches = to_matches(decision.matches)
         skipped = not options.geometric_verification
         message = None
         if not matches:

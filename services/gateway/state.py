@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from litestar.connection import ASGIConnection
@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from services.collection.images import ImageStore
 from services.common.errors import NotReady
 from services.common.observability import ServiceMetrics
+from services.decision.duplicates import NearDuplicates
 from services.gateway.clients import BackendClient, CircuitBreaker, EmbeddingsClient, GeometricClient, SearchClient
 from services.gateway.collection import CollectionManager
 from services.gateway.looks import PaintingLooks
@@ -96,11 +97,13 @@ class GatewayState:
 
 @dataclass(frozen=True)
 class GivenClients:
-    """Backend clients handed to the app (test seams); a None is made, and closed, by each lifespan."""
+    """Backend clients handed to the app (test seams); a None is made, and closed, by each lifespan. Also the
+    near-duplicate pairs ``/identify`` answers together (read from the snapshot's report by ``create_app``)."""
 
     embeddings: EmbeddingsClient | None = None
     search: SearchClient | None = None
     geometric: GeometricClient | None = None
+    near_duplicates: NearDuplicates = field(default_factory=dict)
 
 
 def _made_clients(
@@ -164,6 +167,7 @@ async def open_gateway(
             fine_candidates=settings.fine_candidates,
             shortlist=settings.shortlist,
             looks=PaintingLooks(settings.painting_looks, settings.painting_shortlist, settings.painting_max_area),
+            near_duplicates=given.near_duplicates,
         )
         state = GatewayState(
             settings=settings,

@@ -88,13 +88,15 @@ def _free_port() -> int:
 def _build(source: Path, snapshot: Path, dataset: Dataset, *, prune: bool) -> None:
     from services.collection.local import load_embedder
     from services.common.runtime import limit_threads
-    from tools.cli.build import build_collection
+    from tools.cli.build import build_collection, refresh_report
 
     limit_threads(2)
     report = build_collection(source, snapshot, load_embedder(), catalogue=dataset.catalogue, prune=prune)
     for problem in report.problems:
         print(f"warning: {problem}")
     print(f"snapshot {snapshot}: {report.total} objects ({len(report.added)} added, {len(report.removed)} removed)")
+    if refresh_report(snapshot, report) is not None:
+        print(f"snapshot {snapshot}: collection report refreshed (near-duplicate pairs)")
 
 
 def prepare_snapshot(dataset: Dataset, snapshot: Path, workdir: Path, excluded: frozenset[str]) -> Path:
@@ -141,8 +143,10 @@ def gateway_info(url: str) -> dict[str, Any]:
 
 
 def to_answer(body: IdentifyResponse, request_ms: float) -> Answer:
-    """An :class:`Answer` from a ``/identify`` answer and the measured round trip."""
-    matches = tuple((m.object_id, m.confidence) for m in body.matches)
+    """An :class:`Answer` from a ``/identify`` answer and the measured round trip; near-duplicate partners are kept
+    apart from the matches (see :mod:`services.decision.metrics`)."""
+    matches = tuple((m.object_id, m.confidence) for m in body.matches if m.near_duplicate_of is None)
+    partners = tuple((m.near_duplicate_of, m.object_id) for m in body.matches if m.near_duplicate_of is not None)
     timing = {k: float(v) for k, v in msgspec.structs.asdict(body.timing).items()}
     timing["request_ms"] = request_ms
     return Answer(
@@ -152,6 +156,7 @@ def to_answer(body: IdentifyResponse, request_ms: float) -> Answer:
         degraded=body.degraded,
         paintings=tuple(tuple(p.box) for p in body.debug.paintings),
         looked_closer=tuple(body.debug.looked_closer),
+        near_duplicates=partners,
     )
 
 
@@ -204,6 +209,7 @@ def answer_record(photo: LabelledPhoto, answer: Answer) -> dict[str, Any]:
         "degraded": answer.degraded,
         "paintings": [list(box) for box in answer.paintings],
         "looked_closer": list(answer.looked_closer),
+        "near_duplicates": [list(pair) for pair in answer.near_duplicates],
     }
 
 
@@ -223,5 +229,6 @@ def from_record(record: dict[str, Any]) -> tuple[LabelledPhoto, Answer]:
         degraded=bool(record.get("degraded")),
         paintings=tuple(tuple(float(v) for v in box) for box in record.get("paintings") or ()),
         looked_closer=tuple(int(i) for i in record.get("looked_closer") or ()),
+        near_duplicates=tuple((str(a), str(p)) for a, p in record.get("near_duplicates") or ()),
     )
     return photo, answer

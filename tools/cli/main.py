@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.collection.layout import default_snapshot_dir
+from services.collection.report_file import CollectionReport, Flag
 from services.common.topology import SERVICES
 from tools.cli.local_stack import DEFAULT_PORTS
 
@@ -36,6 +37,11 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=256,
         help="save every N images (a stopped build resumes)",
     )
+    build.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not refresh the collection report (near-duplicate pairs, ...) after a build that changed it",
+    )
     build.set_defaults(func=_cmd_build)
     from tools.cli.doctor import add_index_parser
 
@@ -48,7 +54,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from services.collection.local import load_embedder
     from services.common.errors import ConfigurationError
     from services.common.runtime import limit_threads
-    from tools.cli.build import build_collection
+    from tools.cli.build import build_collection, refresh_report
 
     limit_threads(2)
     snapshot = args.snapshot or default_snapshot_dir()
@@ -89,7 +95,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
         f"indexed {report.indexed} artworks in {report.seconds:.1f} s ({report.rate:.1f} artworks/s, "
         f"{report.checkpoints} checkpoints saved on the way)"
     )
+    if not args.no_report:
+        _print_refreshed(refresh_report(snapshot, report))
     return 0
+
+
+def _print_refreshed(collection: CollectionReport | None) -> None:
+    """One line on the collection report ``index build`` refreshed, if it did."""
+    if collection is not None:
+        pairs = sum(p.flag is Flag.NEAR_DUPLICATE for p in collection.pairs)
+        print(
+            f"collection report refreshed in {collection.seconds:.1f} s: {pairs} near-duplicate pairs "
+            "(`artwork-matcher index doctor` words it)"
+        )
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

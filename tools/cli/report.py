@@ -141,6 +141,23 @@ def _failures(items: Sequence[Mapping[str, Any]]) -> list[str]:
     return table(header, rows)
 
 
+NEAR_DUPLICATE_NOTE = (
+    "Photos answered with a near-duplicate pair: two references of the same picture (the collection report's pairs) "
+    "that the photo could not tell apart, answered together, the better one first. A pair is one declared ambiguity, "
+    "not two claims: top-1 and precision count it right when the labelled artwork is the first or its flagged "
+    "partner (and then it is no wrong artwork named); the partner itself is never counted as an artwork named."
+)
+
+
+def _near_duplicates(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [f"### Near-duplicate pairs answered ({len(items)})", "", NEAR_DUPLICATE_NOTE, ""]
+    rows = [
+        [f["photo"], ", ".join(f["expected"]) or "none", f["answered"], f["partner"], "yes" if f["right"] else "no"]
+        for f in items
+    ]
+    return lines + (table(["photo", "expected", "answered", "partner", "right"], rows) if rows else [])
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     """The evaluation report as Markdown."""
     meta = result["meta"]
@@ -170,6 +187,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [f"![precision versus coverage](plots/precision_coverage_{mode}.png)", ""]
         lines += [f"![score distributions](plots/scores_{mode}.png)", ""]
         lines += ["### Reliability (best answer of every photo, threshold 0)", "", *reliability_table(r["reliability"])]
+        lines += _near_duplicates(r.get("near_duplicates", []))
         lines += [f"### Failures ({len(r['failures'])})", "", *_failures(r["failures"])]
     return "\n".join(lines)
 

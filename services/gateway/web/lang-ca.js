@@ -42,6 +42,8 @@ export default {
   "card.confidenceTitle": "Confiança: {percent}",
   "card.untitled": "Sense títol",
   "card.unknownArtist": "Autor desconegut",
+  "card.nearDuplicate": "Una versió gairebé idèntica de «{title}»: la teva foto pot mostrar qualsevol de les dues.",
+  "card.nearDuplicateUntitled": "Una versió gairebé idèntica de l'obra de dalt: la teva foto pot mostrar qualsevol de les dues.",
   "card.imageAlt": "Imatge de «{title}» de la col·lecció del museu",
   "card.imageAltUntitled": "Imatge d'aquesta obra de la col·lecció del museu",
   "card.date": "Data",

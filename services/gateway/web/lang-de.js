@@ -43,6 +43,8 @@ export default {
   "card.confidenceTitle": "Sicherheit: {percent}",
   "card.untitled": "Ohne Titel",
   "card.unknownArtist": "Künstler unbekannt",
+  "card.nearDuplicate": "Eine fast identische Fassung von „{title}“: Ihr Foto kann beide zeigen.",
+  "card.nearDuplicateUntitled": "Eine fast identische Fassung des Kunstwerks darüber: Ihr Foto kann beide zeigen.",
   "card.imageAlt": "Bild von „{title}“ aus der Sammlung des Museums",
   "card.imageAltUntitled": "Bild dieses Werks aus der Sammlung des Museums",
   "card.date": "Datum",

@@ -44,6 +44,8 @@ export default {
   "card.confidenceTitle": "Confidence {percent}",
   "card.untitled": "Untitled",
   "card.unknownArtist": "Unknown artist",
+  "card.nearDuplicate": "A near-identical version of “{title}”: your photo may show either.",
+  "card.nearDuplicateUntitled": "A near-identical version of the artwork above: your photo may show either.",
   "card.imageAlt": "The museum's picture of “{title}”",
   "card.imageAltUntitled": "The museum's picture of this artwork",
   "card.date": "Date",

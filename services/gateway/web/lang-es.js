@@ -42,6 +42,8 @@ export default {
   "card.confidenceTitle": "Confianza: {percent}",
   "card.untitled": "Sin título",
   "card.unknownArtist": "Autor desconocido",
+  "card.nearDuplicate": "Una versión casi idéntica de «{title}»: tu foto puede mostrar cualquiera de las dos.",
+  "card.nearDuplicateUntitled": "Una versión casi idéntica de la obra de arriba: tu foto puede mostrar cualquiera de las dos.",
   "card.imageAlt": "Imagen de «{title}» de la colección del museo",
   "card.imageAltUntitled": "Imagen de esta obra de la colección del museo",
   "card.date": "Fecha",

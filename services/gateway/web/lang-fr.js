@@ -43,6 +43,8 @@ export default {
   "card.confidenceTitle": "Confiance\u00a0: {percent}",
   "card.untitled": "Sans titre",
   "card.unknownArtist": "Artiste inconnu",
+  "card.nearDuplicate": "Une version presque identique de «\u00a0{title}\u00a0»\u00a0: votre photo peut montrer l'une ou l'autre.",
+  "card.nearDuplicateUntitled": "Une version presque identique de l'œuvre ci-dessus\u00a0: votre photo peut montrer l'une ou l'autre.",
   "card.imageAlt": "Image de «\u00a0{title}\u00a0» dans la collection du musée",
   "card.imageAltUntitled": "Image de cette œuvre dans la collection du musée",
   "card.date": "Date",

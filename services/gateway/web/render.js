@@ -41,7 +41,15 @@ export function showBusy(region) {
   region.setAttribute('aria-busy', 'true');
 }
 
-function matchCard(match) {
+/** The partner's note: a near-identical version of the answer before it (`leader`), so the photo may show either. */
+function nearDuplicateNote(card, leader) {
+  const note = card.querySelector('.card-near-duplicate');
+  if (leader?.name) translate(note, 'card.nearDuplicate', { title: leader.name });
+  else translate(note, 'card.nearDuplicateUntitled');
+  note.hidden = false;
+}
+
+function matchCard(match, index, matches) {
   const card = fromTemplate('tpl-match');
   const { key, level } = confidenceInWords(match.confidence);
   const confidence = card.querySelector('.confidence');
@@ -57,6 +65,9 @@ function matchCard(match) {
   image.addEventListener('error', () => image.remove(), { once: true });
   setFact(card, '.fact-date', match.year);
   card.dataset.objectId = match.object_id;
+  if (match.near_duplicate_of) {
+    nearDuplicateNote(card, matches.slice(0, index).findLast((m) => m.object_id === match.near_duplicate_of));
+  }
   return card;
 }
 
@@ -97,16 +108,20 @@ export function setCatalogueDetails(card, entry) {
 
 /**
  * The artworks found, best first, and where they are on the visitor's photo (`photoUrl`, an object URL) when they
- * were located; returns the panel (its cards carry `data-object-id`).
+ * were located; returns the panel (its cards carry `data-object-id`). A near-duplicate partner (`near_duplicate_of`:
+ * the same picture catalogued twice, which the photo cannot tell apart) has its card, with a note, right after its
+ * answer's, but is not counted as another artwork and gets no box of its own (it lies where its answer's box is).
  */
 export function showFound(region, response, photoUrl) {
   const panel = fromTemplate('tpl-found');
   const matches = response.matches?.length ? response.matches : [response.match];
-  translate(panel.querySelector('.result-title'), 'result.found', { count: matches.length });
+  const own = matches.flatMap((match, i) => (match.near_duplicate_of ? [] : [i]));
+  translate(panel.querySelector('.result-title'), 'result.found', { count: own.length });
   panel.querySelector('.degraded').hidden = !response.degraded;
   const cards = matches.map(matchCard);
   panel.querySelector('.matches').append(...cards);
-  markPhoto(panel.querySelector('.your-photo'), photoUrl, matches, cards);
+  const figure = panel.querySelector('.your-photo');
+  markPhoto(figure, photoUrl, own.map((i) => matches[i]), own.map((i) => cards[i]));
   return replace(region, panel);
 }
 

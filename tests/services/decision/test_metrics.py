@@ -10,6 +10,7 @@ from services.decision.metrics import (
     LabelledPhoto,
     by_group,
     failures,
+    flagged_pairs,
     latency,
     stage_breakdown,
     summarise,
@@ -215,3 +216,37 @@ def test_stage_breakdown_says_which_stage_found_and_lost_each_labelled_painting(
         "missed": None,
     }
     assert set(stages) == {"g", "h"}
+
+
+def test_a_flagged_near_duplicate_pair_is_right_when_either_is_labelled_and_nothing_else_counts_it():
+    photos = [
+        _photo("p__1", "B"),  # answered A with its flagged partner B: right (a declared ambiguity)
+        _photo("p__2", "A"),  # answered A with its flagged partner B: right, B not a wrong artwork named
+        _photo("p__3", "B"),  # answered C with its flagged partner A: wrong
+        _photo("p__4", "B", "D"),  # A+B pair and D: complete needs B named as an answer in its own right
+        _photo("p__5"),  # a no-match photo answered with a pair: wrong
+    ]
+    pair = (("A", "B"),)
+    answers = [
+        Answer(matches=(("A", 0.9),), candidates=(), near_duplicates=pair),
+        Answer(matches=(("A", 0.9),), candidates=(), near_duplicates=pair),
+        Answer(matches=(("C", 0.9),), candidates=(), near_duplicates=(("C", "A"),)),
+        Answer(matches=(("A", 0.9), ("D", 0.8)), candidates=(), near_duplicates=pair),
+        Answer(matches=(("A", 0.9),), candidates=(), near_duplicates=pair),
+    ]
+
+    summary = summarise(photos, answers, threshold=0.5)
+
+    assert (summary.top1_right, summary.collection) == (3, 4)
+    assert (summary.answered_right, summary.answered) == (3, 5)
+    assert summary.wrong_named == 2  # C on p__3, A on p__5; never a partner
+    assert (summary.multi_complete, summary.multi) == (0, 1)
+    assert [f["photo"] for f in failures(photos, answers, 0.5)] == ["p__3", "p__4", "p__5"]
+    assert [right for _, right, _ in top_answers(photos, answers)] == [True, True, False, True, False]
+    flagged = flagged_pairs(photos, answers, 0.5)
+    assert [(f["photo"], f["answered"], f["partner"], f["right"]) for f in flagged][:3] == [
+        ("p__1", "A", "B", True),
+        ("p__2", "A", "B", True),
+        ("p__3", "C", "A", False),
+    ]
+    assert flagged_pairs(photos, answers, 0.95) == []  # a partner is answered only with its answer

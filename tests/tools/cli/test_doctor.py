@@ -65,3 +65,17 @@ def test_doctor_without_a_snapshot_exits_2_saying_how_to_make_one(tmp_path, caps
     assert main(["index", "doctor", "--snapshot", str(tmp_path / "none")]) == 2
 
     assert "index build" in capsys.readouterr().err
+
+
+def test_a_build_that_changed_the_snapshot_refreshes_its_report_with_the_near_duplicate_pairs(snapshot, tmp_path):
+    from tools.cli.build import BuildReport, refresh_report
+
+    assert read_report(snapshot) is None  # build_collection alone writes none
+    made = refresh_report(snapshot, BuildReport(unchanged=5))  # no report yet: made even though nothing changed
+
+    assert made is not None and read_report(snapshot) == made
+    assert made.near_duplicate_partners() == {"twin-a": frozenset({"twin-b"}), "twin-b": frozenset({"twin-a"})}
+    assert refresh_report(snapshot, BuildReport(unchanged=5)) is None  # unchanged: left as it was
+    again = refresh_report(snapshot, BuildReport(removed=["gone"]))
+    assert again is not None and again.pairs == made.pairs
+    assert refresh_report(tmp_path / "no-snapshot", BuildReport(added=["x"])) is None
