@@ -73,6 +73,22 @@ def limit_malloc_arenas(arenas: int) -> bool:
         return False
 
 
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc's ``malloc_trim``) after a one-off peak, such as an
+    index built at start-up; True when pages were given back, False when none were or the C library is not
+    glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def configure_logging(level: str, service: str, log_format: str = "json") -> None:
     """Log to stderr: one JSON object a line (``time``, ``level``, ``service``, ``logger``, ``message``,
     ``request_id`` and any ``extra`` fields), or ``time level service logger: message`` text for people."""

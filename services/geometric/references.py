@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from services.collection.features import FeatureFileWatch, FeatureSet, FeatureStore
+from services.common.runtime import release_free_memory
 from services.geometric.retrieval import Vote, VoteIndex
 from services.geometric.settings import VOTE_MAX_DESCRIPTORS
 from services.geometric.verify import PairResult, VerifyParams, verify_pair
@@ -69,6 +70,7 @@ class References:
                 self.vote_max_descriptors,
             )
         store.release()
+        release_free_memory()  # the rebuild's batches and training sample
         self.store, self.votes = store, votes
         self._watch.seen = signature
         log.info(

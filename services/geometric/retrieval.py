@@ -19,6 +19,7 @@ unchanged. It is still the geometric service's largest part: about 500 descripto
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ NEIGHBOURS = 4
 TRAIN_PER_LIST = 40
 """Training descriptors per inverted list (FAISS warns below 39): enough for stable centroids, few enough that a
 start-up trains in seconds."""
+ADD_BATCH = 65_536
+"""Descriptors added to the index per call when rebuilding: one call per reference (~500 rows) spends most of its
+time starting FAISS's threads and small matrix products."""
+TRAIN_ITERATIONS = 10
+"""k-means passes when training the inverted lists (FAISS's default is 25). Measured on 4.95 M descriptors (10 000
+synthetic references, 4 451 lists, two threads): training 28 -> 11 s; the dev sets' figures unchanged."""
 
 
 @dataclass(frozen=True)
@@ -77,24 +84,44 @@ class VoteIndex:
         inner = faiss.extract_index_ivf(self._index) if isinstance(self._index, faiss.IndexIVF) else None
         return f"ivf{inner.nlist}" if inner is not None else "flat"
 
-    def rebuild(self, items: Mapping[str, FeatureSet]) -> None:
-        """Index ``items`` from scratch: exact when small, else an IVF trained on a sample of them."""
+    def rebuild(self, items: Mapping[str, FeatureSet], *, threads: int | None = None) -> None:
+        """Index ``items`` from scratch: exact when small, else an IVF trained on a sample of them.
+
+        Training and adding run on ``threads`` FAISS threads (default: every core), the request-time cap restored
+        afterwards: a rebuild happens at start-up or on a reload, when the cores are otherwise idle or nearly so.
+        """
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            self._rebuild(items)
+        finally:
+            faiss.omp_set_num_threads(previous)
+
+    def _rebuild(self, items: Mapping[str, FeatureSet]) -> None:
         total = sum(len(f) for f in items.values())
         if total >= IVF_MIN_DESCRIPTORS:
             nlist = int(2 * math.sqrt(total))
             ivf = faiss.IndexIVFScalarQuantizer(
                 faiss.IndexFlatL2(DESCRIPTOR_SIZE), DESCRIPTOR_SIZE, nlist, _BYTES, faiss.METRIC_L2, False
             )
+            ivf.cp.niter = TRAIN_ITERATIONS
             ivf.train(_training_sample(items, TRAIN_PER_LIST * nlist))
             ivf.nprobe = self.nprobe
             index: faiss.Index = ivf
         else:
             index = _exact_index()
         slots: dict[str, int] = {}
+        batch: list[tuple[np.ndarray, np.ndarray]] = []
+        batched = 0
         for slot, (object_id, features) in enumerate(items.items()):
             slots[object_id] = slot
             if len(features):
-                index.add_with_ids(_values(features.descriptors), _ids(slot, len(features)))
+                batch.append((features.descriptors, _ids(slot, len(features))))
+                batched += len(features)
+            if batched >= ADD_BATCH:
+                _add(index, batch)
+                batch, batched = [], 0
+        _add(index, batch)
         with self._lock:
             self._index = index
             self._slots = slots
@@ -183,8 +210,22 @@ def _ids(slot: int, count: int) -> np.ndarray:
     return (np.int64(slot) << SLOT_BITS) + np.arange(count, dtype=np.int64)
 
 
+def _add(index: faiss.Index, batch: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    if batch:
+        index.add_with_ids(_values(np.concatenate([d for d, _ in batch])), np.concatenate([i for _, i in batch]))
+
+
 def _training_sample(items: Mapping[str, FeatureSet], size: int) -> np.ndarray:
-    """Up to ``size`` descriptors spread evenly over the collection (a fixed stride, so builds are repeatable)."""
-    everything = np.concatenate([f.descriptors for f in items.values() if len(f)])
-    stride = max(1, len(everything) // size)
-    return _values(everything[::stride][:size])
+    """Up to ``size`` descriptors spread evenly over the collection (a fixed stride over all of them in order, so
+    builds are repeatable), taken reference by reference: the collection's descriptors are never copied whole."""
+    total = sum(len(f) for f in items.values())
+    stride = max(1, total // size)
+    parts, offset = [], 0
+    for features in items.values():
+        count = len(features)
+        if count:
+            parts.append(np.asarray(features.descriptors[(-offset) % stride :: stride]))
+        offset += count
+    if not parts:
+        return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+    return _values(np.concatenate(parts)[:size])

@@ -41,3 +41,27 @@ def test_capping_threads_imports_nothing():
 
 def test_the_malloc_arena_cap_is_set_on_glibc():
     assert limit_malloc_arenas(2) is sys.platform.startswith("linux")
+
+
+def test_free_heap_pages_are_given_back_after_a_peak():
+    script = """
+import sys
+from services.common.runtime import release_free_memory
+
+def rss():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+
+peak = [bytes(1000) for _ in range(200_000)]  # ~200 MB of small blocks, below the mmap threshold
+keep = peak[::1000]
+del peak
+before = rss()
+given_back = release_free_memory()
+print(given_back, before - rss())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    given_back, freed_kib = result.stdout.split()
+    if not sys.platform.startswith("linux"):
+        assert given_back == "False"
+        return
+    assert given_back == "True"
+    assert int(freed_kib) > 50_000, "most of the freed 200 MB went back to the system"
