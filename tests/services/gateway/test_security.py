@@ -112,6 +112,14 @@ def test_identify_answers_429_with_retry_after_in_the_error_shape(tmp_path, phot
         assert client.get("/health").status_code == 200, "only /identify is limited"
 
 
+def test_a_replay_of_200_photos_from_one_address_with_the_default_limits_gets_no_429(tmp_path, photo):
+    with gateway(tmp_path) as client:
+        body = {"image": b64(photo)}
+        statuses = [client.post("/identify", json=body).status_code for _ in range(200)]
+
+        assert statuses == [200] * 200
+
+
 def test_admission_gate_holds_places_up_to_its_bound_and_frees_them_on_exit_or_error():
     gate = AdmissionGate(2, retry_after_s=3)
     with gate.admit(), gate.admit():
