@@ -73,6 +73,11 @@ class VerifyParams:
             on museum-dev every wrong pair with a plausible homography and 10+ inliers had most of them in this band.
         min_interior_inliers: inliers inside the border band (on the painting itself) needed to call a pair
             verified; the frame alone never identifies a painting.
+        reference_interior: share of a reference's keypoints kept for the interior (inside the border band) when
+            it has that many there, strongest first; the rest are the strongest of the whole image. A carved,
+            gilded frame gives SIFT its strongest responses, so a reference cropped with its frame could spend its
+            whole budget there and then never verify (``inliers_on_border``) however well it matches; 0 keeps the
+            strongest of the whole image.
         fine_max_side: longest side of the query's second, finer feature set (``extract_features(fine=True)``).
             Small paintings on a wall photo get too few keypoints at ``max_side``; the gateway can retry its best
             unverified candidates against the finer set. Used for queries only.
@@ -98,6 +103,7 @@ class VerifyParams:
     max_perspective: float = 4.0
     border: float = 0.15
     min_interior_inliers: int = 6
+    reference_interior: float = 0.5
     fine_max_side: int = 1024
     fine_features: int = 3000
 
@@ -107,6 +113,7 @@ class VerifyParams:
         return (
             f"rootsift-v1:clahe={self.clahe_clip if self.clahe else 0}:contrast={self.contrast_threshold}"
             f":side={self.reference_max_side}:n={self.reference_features}"
+            + (f":interior={self.reference_interior}@{self.border}" if self.reference_interior > 0 else "")
         )
 
 
@@ -183,14 +190,41 @@ def extract_features(
         grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
     if params.clahe:
         grey = cv2.createCLAHE(clipLimit=params.clahe_clip, tileGridSize=(8, 8)).apply(grey)
-    sift = cv2.SIFT.create(nfeatures=limit, contrastThreshold=params.contrast_threshold)
+    interior = params.reference_interior if reference else 0.0
+    # with an interior share, detect a larger pool to choose from (SIFT keeps its strongest nfeatures)
+    pool = limit * INTERIOR_POOL if interior > 0 else limit
+    sift = cv2.SIFT.create(nfeatures=pool, contrastThreshold=params.contrast_threshold)
     keypoints, descriptors = sift.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:
         return FeatureSet.empty(width, height)
+    all_points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     # SIFT keeps ties at the cut, so it can return a few more than nfeatures; keep the strongest so the cap is exact.
-    keep = np.argsort([-kp.response for kp in keypoints], kind="stable")[:limit]
-    points = np.array([keypoints[i].pt for i in keep], dtype=np.float32).reshape(-1, 2)
-    return FeatureSet(points, quantise_rootsift(descriptors[keep]), width, height)
+    order = np.argsort([-kp.response for kp in keypoints], kind="stable")
+    keep = _strongest_with_interior(order, all_points, width, height, limit, interior, params.border)
+    return FeatureSet(all_points[keep], quantise_rootsift(descriptors[keep]), width, height)
+
+
+INTERIOR_POOL = 4
+"""With ``VerifyParams.reference_interior``, a reference's keypoints are chosen from this many times its budget of
+the strongest SIFT finds."""
+
+
+def _strongest_with_interior(
+    order: np.ndarray, points: np.ndarray, width: int, height: int, limit: int, share: float, border: float
+) -> np.ndarray:
+    """Indices of ``limit`` keypoints, strongest first (``order`` ranks them): the strongest ``share`` × ``limit``
+    inside the border band, as many as there are, then the strongest of the others."""
+    if share <= 0 or len(order) <= limit:
+        return order[:limit]
+    x, y = points[order, 0] / width, points[order, 1] / height
+    inside = (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
+    reserved = order[inside][: round(share * limit)]
+    rest = order[~np.isin(order, reserved)][: limit - len(reserved)]
+    chosen = np.concatenate([reserved, rest])
+    # strongest first, as without a share
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return chosen[np.argsort(rank[chosen], kind="stable")]
 
 
 def quantise_rootsift(descriptors: np.ndarray) -> np.ndarray:

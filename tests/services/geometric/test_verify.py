@@ -256,6 +256,46 @@ def test_reference_extraction_keeps_reference_features(astronaut):
     assert len(extract_features(astronaut, params, reference=True)) == 300
 
 
+def framed_painting(astronaut: np.ndarray) -> np.ndarray:
+    """A soft, low-contrast painting inside a wide frame of sharp high-contrast ornament (a checkerboard)."""
+    side = 512
+    frame = np.kron((np.indices((32, 32)).sum(axis=0) % 2) * 255, np.ones((16, 16))).astype(np.uint8)
+    image = np.repeat(frame[..., None], 3, axis=2)
+    inner = cv2.resize(astronaut, (side - 2 * 112, side - 2 * 112), interpolation=cv2.INTER_AREA)
+    image[112 : side - 112, 112 : side - 112] = (inner // 4 + 96).astype(np.uint8)
+    return image
+
+
+def inside_band(features: FeatureSet, border: float) -> np.ndarray:
+    x = features.keypoints[:, 0] / features.width
+    y = features.keypoints[:, 1] / features.height
+    return (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
+
+
+def test_reference_keypoints_keep_a_share_for_the_painting_inside_a_strong_frame(astronaut):
+    image = framed_painting(astronaut)
+    plain = VerifyParams(reference_features=200, reference_interior=0.0)
+    shared = VerifyParams(reference_features=200, reference_interior=0.5)
+
+    strongest = extract_features(image, plain, reference=True)
+    reserved = extract_features(image, shared, reference=True)
+
+    assert len(strongest) == len(reserved) == 200
+    assert inside_band(strongest, plain.border).sum() < 100  # the frame takes the budget
+    assert inside_band(reserved, shared.border).sum() >= 100
+
+
+def test_the_interior_share_applies_to_references_only_and_names_the_extractor(astronaut):
+    image = framed_painting(astronaut)
+    plain, shared = VerifyParams(reference_interior=0.0), VerifyParams(reference_interior=0.5)
+    query_plain, query_shared = extract_features(image, plain), extract_features(image, shared)
+
+    assert np.array_equal(query_plain.keypoints, query_shared.keypoints)
+    assert np.array_equal(query_plain.descriptors, query_shared.descriptors)
+    assert plain.extractor_stamp() != shared.extractor_stamp()
+    assert "interior" not in plain.extractor_stamp()
+
+
 def test_extract_features_never_upscales_and_accepts_grey(astronaut):
     grey = cv2.cvtColor(astronaut[:200, :300], cv2.COLOR_RGB2GRAY)
     features = extract_features(grey, VerifyParams(clahe=True))
