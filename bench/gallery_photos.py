@@ -7,7 +7,9 @@ images themselves, with labels in the evaluation's format, so that ``artwork-mat
 them. Each picture hangs one to three references (with a gilded frame) on a dark wall, some cut at the edges and
 some a few percent of the frame, then applies what visitors' cameras add: perspective, dim warm light, a glare spot
 on the varnish, fisheye distortion (action cameras), motion blur, sensor noise and JPEG. A share of pictures shows
-an empty wall (the right answer is "no match").
+an empty wall (the right answer is "no match"). With ``--captions`` a caption box (a light or dark plate with a name
+in it, a quarter to nine tenths of the painting's width) is laid over every painting, drawn from its own random
+stream so that the same ``--seed`` gives the same pictures with and without them: their effect is measured alone.
 
 Usage::
 
@@ -61,6 +63,29 @@ def framed(painting: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame, 0, 255)
 
 
+CAPTION_WORDS = ("Ramon", "Herreros", "Edvard", "Munch", "Giovanni", "Bellini", "Maria", "Blanchard", "Sala", "XVII")
+"""Words of the simulated caption boxes."""
+
+
+def caption(painting: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A caption box laid over the painting: a light or dark plate, 25-90 % of its width and 8-18 % of its height,
+    anywhere on it, with one or two names in the contrasting colour."""
+    h, w = painting.shape[:2]
+    bw, bh = max(8, int(w * rng.uniform(0.25, 0.9))), max(6, int(h * rng.uniform(0.08, 0.18)))
+    x, y = int(rng.uniform(0, w - bw)), int(rng.uniform(0, h - bh))
+    light = rng.random() < 0.7
+    plate, ink = (235.0, 20.0) if light else (25.0, 230.0)
+    out = painting.copy()
+    out[y : y + bh, x : x + bw] = plate
+    text = " ".join(rng.choice(np.array(CAPTION_WORDS), size=int(rng.integers(1, 3))))
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_COMPLEX, 1.0, 2)
+    size = min(0.8 * bw / tw, 0.6 * bh / th)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_COMPLEX, size, max(1, int(size * 2)))
+    origin = (x + (bw - tw) // 2, y + (bh + th) // 2)
+    cv2.putText(out, text, origin, cv2.FONT_HERSHEY_COMPLEX, size, (ink, ink, ink), max(1, int(size * 2)), cv2.LINE_AA)
+    return out
+
+
 def hang(canvas: np.ndarray, item: np.ndarray, x: int, y: int) -> bool:
     """Paste ``item`` with its top-left corner at (x, y), cut by the canvas edges; False when nothing shows."""
     h, w = item.shape[:2]
@@ -109,8 +134,11 @@ def camera(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def picture(references: list[Path], rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    """One simulated picture and the ids of the references it shows (empty: a wall with no painting)."""
+def picture(
+    references: list[Path], rng: np.random.Generator, captions: np.random.Generator | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """One simulated picture and the ids of the references it shows (empty: a wall with no painting); with
+    ``captions``, a caption box drawn from that stream over every painting."""
     height, width = (768, SIDE) if rng.random() < 0.8 else (SIDE, 768)
     canvas = wall(rng, height, width)
     shown: list[str] = []
@@ -124,6 +152,8 @@ def picture(references: list[Path], rng: np.random.Generator) -> tuple[np.ndarra
         painting = cv2.resize(
             painting, (max(8, int(pw * scale)), max(8, int(ph * scale))), interpolation=cv2.INTER_AREA
         )
+        if captions is not None:
+            painting = caption(painting, captions)
         item = framed(painting.astype(np.float32), rng)
         ih, iw = item.shape[:2]
         # within its own slot of the wall (paintings hang side by side), up to 20 % cut at the picture's edges
@@ -144,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=60, help="pictures to make")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="folder for pictures/ and labels.csv")
+    parser.add_argument("--captions", action="store_true", help="lay a caption box over every painting")
     args = parser.parse_args(argv)
     suffixes = {".jpg", ".jpeg", ".png", ".webp"}
     references = sorted(
@@ -152,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(references) < 3:
         parser.error(f"need at least 3 references in {args.collection} starting with {args.prefix!r}")
     rng = np.random.default_rng(args.seed)
+    captions = np.random.default_rng([args.seed, 1]) if args.captions else None
     (args.out / "pictures").mkdir(parents=True, exist_ok=True)
     with open(args.out / "labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["picture_image_path", "painting_image_paths"])
         for n in range(args.count):
-            image, shown = picture(references, rng)
+            image, shown = picture(references, rng, captions)
             name = f"gallery_sim__{args.seed:03d}_{n:04d}.jpg"
             Image.fromarray(image).save(args.out / "pictures" / name, quality=int(rng.integers(60, 92)))
             writer.writerow([name, ";".join(f"{s}.jpg" for s in shown)])

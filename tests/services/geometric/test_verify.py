@@ -82,6 +82,23 @@ def test_recovers_a_known_homography_within_tolerance(astronaut, astronaut_featu
     assert 0.5 < result.spread <= 1.0
 
 
+@pytest.mark.parametrize("light", [True, False])
+def test_a_caption_box_laid_over_the_painting_does_not_stop_verification(astronaut, astronaut_features, light):
+    warped = cv2.warpPerspective(astronaut, KNOWN_H, (600, 560))
+    # a plate over 60 % of the painting's width and a sixth of its height, with text in the contrasting colour
+    plate, ink = (235, 20) if light else (25, 230)
+    captioned = warped.copy()
+    captioned[300:390, 120:450] = plate
+    cv2.putText(captioned, "Ramon Herreros", (135, 360), cv2.FONT_HERSHEY_COMPLEX, 1.1, (ink,) * 3, 2, cv2.LINE_AA)
+
+    plain = verify_pair(extract_features(warped), astronaut_features)
+    covered = verify_pair(extract_features(captioned), astronaut_features)
+
+    assert covered.verified and covered.reason is None
+    assert covered.inliers >= 0.5 * plain.inliers
+    assert covered.query_box == pytest.approx(plain.query_box, abs=0.02)
+
+
 def test_unrelated_images_do_not_verify(astronaut_features):
     for image in (data.coffee(), np.random.default_rng(7).integers(0, 256, (480, 640, 3), dtype=np.uint8)):
         result = verify_pair(extract_features(image), astronaut_features)
