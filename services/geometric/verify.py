@@ -77,7 +77,9 @@ class VerifyParams:
             it has that many there, strongest first; the rest are the strongest of the whole image. A carved,
             gilded frame gives SIFT its strongest responses, so a reference cropped with its frame could spend its
             whole budget there and then never verify (``inliers_on_border``) however well it matches; 0 keeps the
-            strongest of the whole image.
+            strongest of the whole image. The band holds about half of the image, so a quarter is asked only of
+            references whose frame dominates: 2 of 99 museum-dev references needed the second, larger detection,
+            and an index build took 2 % longer (0.5: 16 of 99, 17 % longer, the same figures on both dev sets).
         fine_max_side: longest side of the query's second, finer feature set (``extract_features(fine=True)``).
             Small paintings on a wall photo get too few keypoints at ``max_side``; the gateway can retry its best
             unverified candidates against the finer set. Used for queries only.
@@ -103,7 +105,7 @@ class VerifyParams:
     max_perspective: float = 4.0
     border: float = 0.15
     min_interior_inliers: int = 6
-    reference_interior: float = 0.5
+    reference_interior: float = 0.25
     fine_max_side: int = 1024
     fine_features: int = 3000
 
@@ -190,23 +192,35 @@ def extract_features(
         grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
     if params.clahe:
         grey = cv2.createCLAHE(clipLimit=params.clahe_clip, tileGridSize=(8, 8)).apply(grey)
-    interior = params.reference_interior if reference else 0.0
-    # with an interior share, detect a larger pool to choose from (SIFT keeps its strongest nfeatures)
-    pool = limit * INTERIOR_POOL if interior > 0 else limit
-    sift = cv2.SIFT.create(nfeatures=pool, contrastThreshold=params.contrast_threshold)
+    sift = cv2.SIFT.create(nfeatures=limit, contrastThreshold=params.contrast_threshold)
     keypoints, descriptors = sift.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:
         return FeatureSet.empty(width, height)
+    share = params.reference_interior if reference else 0.0
+    quota = round(share * limit)
+    if quota > 0 and len(keypoints) >= limit and _inside(keypoints, width, height, params.border) < quota:
+        # the painting holds too few of the strongest: detect a larger pool to choose its share from (a second
+        # pass, only for such references, mostly framed ones)
+        sift = cv2.SIFT.create(nfeatures=limit * INTERIOR_POOL, contrastThreshold=params.contrast_threshold)
+        keypoints, descriptors = sift.detectAndCompute(grey, None)
     all_points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     # SIFT keeps ties at the cut, so it can return a few more than nfeatures; keep the strongest so the cap is exact.
     order = np.argsort([-kp.response for kp in keypoints], kind="stable")
-    keep = _strongest_with_interior(order, all_points, width, height, limit, interior, params.border)
+    keep = _strongest_with_interior(order, all_points, width, height, limit, share, params.border)
     return FeatureSet(all_points[keep], quantise_rootsift(descriptors[keep]), width, height)
 
 
+def _inside(keypoints: Sequence[cv2.KeyPoint], width: int, height: int, border: float) -> int:
+    """How many keypoints lie inside the border band."""
+    return sum(
+        border * width <= kp.pt[0] <= (1 - border) * width and border * height <= kp.pt[1] <= (1 - border) * height
+        for kp in keypoints
+    )
+
+
 INTERIOR_POOL = 4
-"""With ``VerifyParams.reference_interior``, a reference's keypoints are chosen from this many times its budget of
-the strongest SIFT finds."""
+"""When a reference's strongest keypoints hold too few inside the border band for ``VerifyParams.reference_interior``,
+they are chosen from this many times its budget of the strongest SIFT finds."""
 
 
 def _strongest_with_interior(

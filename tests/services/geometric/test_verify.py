@@ -313,6 +313,17 @@ def test_the_interior_share_applies_to_references_only_and_names_the_extractor(a
     assert "interior" not in plain.extractor_stamp()
 
 
+def test_a_reference_with_its_share_on_the_painting_already_keeps_its_strongest_keypoints(astronaut):
+    plain, shared = VerifyParams(reference_interior=0.0), VerifyParams(reference_interior=0.25)
+    strongest = extract_features(astronaut, plain, reference=True)
+    assert inside_band(strongest, plain.border).sum() >= 0.25 * len(strongest)
+
+    kept = extract_features(astronaut, shared, reference=True)
+
+    assert np.array_equal(kept.keypoints, strongest.keypoints)
+    assert np.array_equal(kept.descriptors, strongest.descriptors)
+
+
 def test_extract_features_never_upscales_and_accepts_grey(astronaut):
     grey = cv2.cvtColor(astronaut[:200, :300], cv2.COLOR_RGB2GRAY)
     features = extract_features(grey, VerifyParams(clahe=True))
