@@ -238,13 +238,16 @@ def plot_precision_coverage(path: Path, sweep: Sequence[Mapping[str, Any]], oper
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    points = [(p["coverage"], p["precision"]) for p in sweep if p["coverage"] is not None]
+    # a threshold (or a photo set) with no answer has no precision: nothing to draw for it
+    points = [
+        (p["coverage"], p["precision"]) for p in sweep if p["coverage"] is not None and p["precision"] is not None
+    ]
     if points:
         ax.plot([c for c, _ in points], [p for _, p in points], marker=".", label="threshold sweep")
-    if operating.get("coverage") is not None:
+    if operating.get("coverage") is not None and operating.get("precision") is not None:
         ax.scatter([operating["coverage"]], [operating["precision"]], color="red", zorder=3, s=60)
         ax.annotate(f"threshold {operating['threshold']:.2f}", (operating["coverage"], operating["precision"]))
-    low = min([p for _, p in points if p is not None] + [0.95]) - 0.01
+    low = min([p for _, p in points] + [0.95]) - 0.01
     ax.set(xlabel="coverage (share of collection photos answered)", ylabel="precision of answers", xlim=(0, 1.02))
     ax.set_ylim(low, 1.005)
     ax.grid(alpha=0.3)
