@@ -58,14 +58,19 @@ def embedding_samples(photos: Sequence[LabelledPhoto], evidence: Sequence[Rows])
 
 
 def unverified_samples(
-    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], min_inliers: int
+    photos: Sequence[LabelledPhoto], evidence: Sequence[Rows], min_inliers: int, min_matches: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The top candidate of each photo where verification ran and verified nothing: (similarity, lead), shown."""
+    """The top candidate of each photo where verification ran and verified nothing, when it shares at least
+    ``min_matches`` ratio-test matches with the photo (the others are never answered so): (similarity, lead),
+    shown."""
     x, y = [], []
     for photo, rows in zip(photos, evidence, strict=True):
         candidates = to_candidates(rows)
         checked = [c.geometric for c in candidates if c.geometric is not None]
         if not candidates or not checked or any(counts_as_verified(g, min_inliers) for g in checked):
+            continue
+        top = candidates[0].geometric
+        if top is None or top.good_matches < min_matches:
             continue
         x.append((candidates[0].similarity, top_margin(candidates)))
         y.append(candidates[0].object_id in photo.expected)
@@ -119,7 +124,7 @@ def fit_params(
     if len(ey):
         w, b = fit_logistic(ex, ey, l2=settings.l2, nonnegative=settings.nonnegative)
         params = dataclasses.replace(params, emb_weights=(float(w[0]), float(w[1])), emb_bias=b)
-    ux, uy = unverified_samples(photos, evidence, min_inliers)
+    ux, uy = unverified_samples(photos, evidence, min_inliers, base.unverified_min_matches)
     if len(uy):
         w, b = fit_logistic(
             ux,

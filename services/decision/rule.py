@@ -5,8 +5,9 @@ weights fitted on labelled photos by ``artwork-matcher calibrate`` so that among
 about a share c is right. A candidate is an answer when it verified geometrically and its confidence reaches the
 operating threshold. Low-texture works (flat colour fields, noisy photos) give local features little to hold on to,
 so when nothing verified, the embedding's clear winner can still be answered by a stricter model of its similarity
-and lead over the runner-up (fitted on the photos where verification failed). Without geometric evidence at all
-(geometric down, or disabled by the request) only a clear embedding winner is answered.
+and lead over the runner-up (fitted on the photos where verification failed), provided the photo shares a few local
+matches with it (a reference with no texture at all looks to an embedding like a plain wall). Without geometric
+evidence at all (geometric down, or disabled by the request) only a clear embedding winner is answered.
 
 The gateway decides live with :func:`decide`; ``calibrate`` fits :class:`DecisionParams` and re-decides offline with
 the same function (:mod:`services.decision.fitting`), so the fit and the service never disagree about what a
@@ -56,6 +57,12 @@ class DecisionParams:
         unverified_weights: logistic weights on (similarity, margin) of the embedding's top candidate when
             verification ran and verified nothing: stricter than ``emb_weights``, since a failed check is evidence.
         unverified_bias: logistic bias of that confidence.
+        unverified_min_matches: fewest ratio-test matches between the photo and that top candidate for it to be
+            answered so: some local evidence that the painting is in the photo. Without any, a whole-photo
+            embedding cannot tell a featureless reference (a flat colour field) from a plain wall; measured on
+            simulated gallery pictures, empty walls came closer to museum-dev's flat ``mcv_bbdd_00001`` (0.69-0.79)
+            than close-ups of it did (0.50-0.66), and were answered as it in 7 of 25; no answer on the real
+            photos of either dev set came this way. Four: the matches a homography needs.
         overlap_iou: two verified candidates whose boxes in the photo overlap more than this are one painting.
     """
 
@@ -68,6 +75,7 @@ class DecisionParams:
     emb_bias: float = -17.5
     unverified_weights: tuple[float, float] = (10.0, 40.0)
     unverified_bias: float = -15.5
+    unverified_min_matches: int = 4
     overlap_iou: float = 0.5
     fitted_on: dict[str, object] = field(default_factory=dict)
 
@@ -160,6 +168,13 @@ def unverified_confidence(similarity: float, margin: float, params: DecisionPara
     return _sigmoid(w_sim * similarity + w_margin * margin + params.unverified_bias)
 
 
+def has_local_evidence(candidate: Candidate, params: DecisionParams) -> bool:
+    """Whether the photo shares at least ``unverified_min_matches`` ratio-test matches with the candidate: what the
+    embedding's top candidate needs to be answered when nothing verified."""
+    g = candidate.geometric
+    return g is not None and g.good_matches >= params.unverified_min_matches
+
+
 def top_margin(candidates: list[Candidate]) -> float:
     """The top candidate's similarity lead over the runner-up; 0 without a runner-up (no evidence of a lead: a
     one-artwork collection must not answer every photo)."""
@@ -186,7 +201,8 @@ def decide(
 
     With geometric evidence, every candidate that verified with confidence ≥ threshold is an answer, except one
     whose region in the photo overlaps a better answer (the same painting); when no candidate verified at all, the
-    top candidate can still be answered by :func:`unverified_confidence`. Without geometric evidence, only the top
+    top candidate can still be answered by :func:`unverified_confidence` when it has local evidence
+    (:func:`has_local_evidence`). Without geometric evidence, only the top
     candidate can be an answer, when its embedding confidence reaches the threshold. ``threshold`` overrides the
     mode's operating threshold; the cut applied is returned with the answers.
     """
@@ -197,7 +213,7 @@ def decide(
             for c in candidates
             if c.geometric is not None
         ]
-        if candidates and not any(s.confidence > 0 for s in scored):
+        if candidates and not any(s.confidence > 0 for s in scored) and has_local_evidence(candidates[0], params):
             top = candidates[0]
             fallback = Scored(top, unverified_confidence(top.similarity, top_margin(candidates), params), False)
             scored = [fallback, *(s for s in scored if s.candidate.object_id != top.object_id)]

@@ -154,6 +154,10 @@ def test_unverified_samples_are_top_candidates_of_photos_where_nothing_verified(
 
     np.testing.assert_allclose(x, [[0.84, 0.28], [0.5, 0.05]])
     assert y.tolist() == [1.0, 0.0]
+    # a top candidate with fewer ratio-test matches than the rule asks (E: 8) is never answered, so never a sample
+    x, y = unverified_samples(photos, evidence, min_inliers=12, min_matches=10)
+    np.testing.assert_allclose(x, [[0.84, 0.28]])
+    assert y.tolist() == [1.0]
 
 
 def test_fitted_parameters_reach_the_target_and_mean_what_decide_computes() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import msgspec
 import pytest
 
 from services.common.schemas import MatchResult
@@ -85,6 +86,22 @@ def test_a_clear_embedding_winner_is_answered_when_nothing_verified():
     assert ids(decision.matches) == ["flat-colour-field"]
     assert not decision.matches[0].geometric
     assert decision.matches[0].confidence >= PARAMS.threshold
+
+
+def test_the_embedding_winner_needs_some_local_matches_with_the_photo():
+    # a featureless reference (a flat colour field) against an empty wall: a clear winner, but nothing matched
+    wall = msgspec.structs.replace(result("flat-colour-field", inliers=0, verified=False), good_matches=0)
+    candidates = [Candidate("flat-colour-field", 0.84, None, wall), candidate("b", 0.56, inliers=0, verified=False)]
+
+    refused = decide(candidates, PARAMS, use_geometric=True)
+
+    assert refused.matches == []
+    assert [s.confidence for s in refused.alternatives] == [0.0, 0.0]
+    enough = msgspec.structs.replace(wall, good_matches=PARAMS.unverified_min_matches)
+    answered = decide([dataclasses.replace(candidates[0], geometric=enough), candidates[1]], PARAMS, use_geometric=True)
+    assert ids(answered.matches) == ["flat-colour-field"]
+    unchecked = decide([Candidate("x", 0.84), Candidate("y", 0.56)], PARAMS, use_geometric=True)
+    assert unchecked.matches == []
 
 
 def test_the_embedding_winner_is_not_answered_beside_a_verified_artwork():
