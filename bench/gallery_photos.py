@@ -68,8 +68,8 @@ CAPTION_WORDS = ("Ramon", "Herreros", "Edvard", "Munch", "Giovanni", "Bellini", 
 
 
 def caption(painting: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A caption box laid over the painting: a light or dark plate, 25-90 % of its width and 8-18 % of its height,
-    anywhere on it, with one or two names in the contrasting colour."""
+    """A caption box laid over the painting ((H, W, 3) uint8, left as it is): a light or dark plate, 25-90 % of its
+    width and 8-18 % of its height, anywhere on it, with one or two names in the contrasting colour."""
     h, w = painting.shape[:2]
     bw, bh = max(8, int(w * rng.uniform(0.25, 0.9))), max(6, int(h * rng.uniform(0.08, 0.18)))
     x, y = int(rng.uniform(0, w - bw)), int(rng.uniform(0, h - bh))
