@@ -110,6 +110,7 @@ class IdentifyPipeline:
         params: DecisionParams,
         *,
         query_max_side: int = 1024,
+        max_regions: int = 4,
         default_k: int = 5,
         fine_candidates: int = 0,
         shortlist: int = 10,
@@ -122,6 +123,7 @@ class IdentifyPipeline:
         self.geometric = geometric
         self.params = params
         self.query_max_side = query_max_side
+        self.max_regions = max_regions
         self.default_k = default_k
         self.fine_candidates = fine_candidates
         self.shortlist = shortlist
@@ -249,7 +251,7 @@ class IdentifyPipeline:
     def _prepare(self, image: Image.Image) -> tuple[str, list[list[float]]]:
         """The downscaled photo as base64 JPEG, and the regions to embed (CPU work, run off the event loop)."""
         query = resize_max_side(image, self.query_max_side)
-        return encode_base64(to_jpeg(query)), propose_regions(query)
+        return encode_base64(to_jpeg(query)), propose_regions(query, self.max_regions)
 
     @staticmethod
     async def _timed(awaitable: Awaitable[T]) -> tuple[T, float]:

@@ -33,8 +33,8 @@ def halves(width: int, height: int) -> list[list[float]]:
     return [[0.1, 0.0, 0.9, 0.55], [0.1, 0.45, 0.9, 1.0]]
 
 
-def propose_regions(image: Image.Image) -> list[list[float]]:
-    """Regions to embed for a photo, the whole photo first, at most eight."""
+def propose_regions(image: Image.Image, limit: int = 8) -> list[list[float]]:
+    """Regions to embed for a photo, the whole photo first, at most ``limit`` (1..8)."""
     width, height = image.size
     located = locate_paintings(image)[:MAX_LOCATED]
     if located:
@@ -46,7 +46,7 @@ def propose_regions(image: Image.Image) -> list[list[float]]:
         if len(regions) >= 8:
             break
         regions.append(region)
-    return regions
+    return regions[: max(1, limit)]
 
 
 def _close(mask: np.ndarray) -> np.ndarray:

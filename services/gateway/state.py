@@ -163,6 +163,7 @@ async def open_gateway(
             geometric,
             params,
             query_max_side=settings.query_max_side,
+            max_regions=settings.max_regions,
             default_k=settings.default_k,
             fine_candidates=settings.fine_candidates,
             shortlist=settings.shortlist,

@@ -123,6 +123,19 @@ def test_every_region_is_embedded_and_the_candidates_are_verified_in_one_batch()
     assert backends.service_calls("geometric") == [("POST", "/extract"), ("POST", "/match/batch")]
 
 
+@pytest.mark.parametrize("limit", [1, 3, 8])
+def test_at_most_max_regions_are_embedded_the_whole_photo_first(limit):
+    backends = Backends(hits=[("a", 0.9)], objects=_catalogue("a"))
+
+    answer = identify(backends, max_regions=limit)
+
+    regions = backends.body_of("embeddings", "POST", "/embed")["regions"]
+    assert 1 <= len(regions) <= limit and regions[0] == [0.0, 0.0, 1.0, 1.0]
+    assert answer.debug.regions == len(regions)
+    if limit == 8:  # a textured photo gets located paintings and fixed views beyond the four kept by default
+        assert len(regions) > 4
+
+
 def test_the_query_is_sent_downscaled_as_jpeg():
     backends = Backends(hits=[])
 
