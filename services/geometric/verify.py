@@ -196,26 +196,23 @@ def extract_features(
     keypoints, descriptors = sift.detectAndCompute(grey, None)
     if descriptors is None or not keypoints:
         return FeatureSet.empty(width, height)
-    share = params.reference_interior if reference else 0.0
-    quota = round(share * limit)
-    if quota > 0 and len(keypoints) >= limit and _inside(keypoints, width, height, params.border) < quota:
+    quota = round(params.reference_interior * limit) if reference else 0
+    points = _keypoint_array(keypoints)
+    if quota > 0 and len(keypoints) >= limit and _interior_count(points, width, height, params.border) < quota:
         # the painting holds too few of the strongest: detect a larger pool to choose its share from (a second
         # pass, only for such references, mostly framed ones)
         sift = cv2.SIFT.create(nfeatures=limit * INTERIOR_POOL, contrastThreshold=params.contrast_threshold)
         keypoints, descriptors = sift.detectAndCompute(grey, None)
-    all_points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+        points = _keypoint_array(keypoints)
     # SIFT keeps ties at the cut, so it can return a few more than nfeatures; keep the strongest so the cap is exact.
     order = np.argsort([-kp.response for kp in keypoints], kind="stable")
-    keep = _strongest_with_interior(order, all_points, width, height, limit, share, params.border)
-    return FeatureSet(all_points[keep], quantise_rootsift(descriptors[keep]), width, height)
+    keep = _strongest_with_interior(order, _in_band(points[order], width, height, params.border), limit, quota)
+    return FeatureSet(points[keep], quantise_rootsift(descriptors[keep]), width, height)
 
 
-def _inside(keypoints: Sequence[cv2.KeyPoint], width: int, height: int, border: float) -> int:
-    """How many keypoints lie inside the border band."""
-    return sum(
-        border * width <= kp.pt[0] <= (1 - border) * width and border * height <= kp.pt[1] <= (1 - border) * height
-        for kp in keypoints
-    )
+def _keypoint_array(keypoints: Sequence[cv2.KeyPoint]) -> np.ndarray:
+    """(N, 2) float32 pixel coordinates of OpenCV keypoints."""
+    return np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
 
 
 INTERIOR_POOL = 4
@@ -223,22 +220,16 @@ INTERIOR_POOL = 4
 they are chosen from this many times its budget of the strongest SIFT finds."""
 
 
-def _strongest_with_interior(
-    order: np.ndarray, points: np.ndarray, width: int, height: int, limit: int, share: float, border: float
-) -> np.ndarray:
-    """Indices of ``limit`` keypoints, strongest first (``order`` ranks them): the strongest ``share`` × ``limit``
-    inside the border band, as many as there are, then the strongest of the others."""
-    if share <= 0 or len(order) <= limit:
+def _strongest_with_interior(order: np.ndarray, inside: np.ndarray, limit: int, quota: int) -> np.ndarray:
+    """Indices of ``limit`` keypoints, strongest first (``order`` ranks them, ``inside`` says which of them, in that
+    order, lie inside the border band): the strongest ``quota`` inside, as many as there are, then the strongest of
+    the others."""
+    if quota <= 0 or len(order) <= limit:
         return order[:limit]
-    x, y = points[order, 0] / width, points[order, 1] / height
-    inside = (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
-    reserved = order[inside][: round(share * limit)]
-    rest = order[~np.isin(order, reserved)][: limit - len(reserved)]
-    chosen = np.concatenate([reserved, rest])
-    # strongest first, as without a share
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return chosen[np.argsort(rank[chosen], kind="stable")]
+    reserved = np.flatnonzero(inside)[:quota]  # ranks, strongest first
+    others = np.setdiff1d(np.arange(len(order)), reserved, assume_unique=True)[: limit - len(reserved)]
+    kept: np.ndarray = order[np.sort(np.concatenate([reserved, others]))]
+    return kept
 
 
 def quantise_rootsift(descriptors: np.ndarray) -> np.ndarray:
@@ -386,15 +377,18 @@ def _plausible(homography: np.ndarray, width: int, height: int, params: VerifyPa
     return bool(cv2.isContourConvex(outline))
 
 
-def _interior_count(points: np.ndarray, width: int, height: int, border: float) -> int:
-    """How many ``points`` lie at least ``border`` × the side away from every edge of the ``width`` × ``height``
-    frame."""
-    if len(points) == 0:
-        return 0
+def _in_band(points: np.ndarray, width: int, height: int, border: float) -> np.ndarray:
+    """Which ``points`` lie at least ``border`` × the side away from every edge of the ``width`` × ``height`` frame
+    (inside the border band)."""
     x = points[:, 0] / width
     y = points[:, 1] / height
-    inside = (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
-    return int(inside.sum())
+    mask: np.ndarray = (x >= border) & (x <= 1 - border) & (y >= border) & (y <= 1 - border)
+    return mask
+
+
+def _interior_count(points: np.ndarray, width: int, height: int, border: float) -> int:
+    """How many ``points`` lie inside the border band (:func:`_in_band`)."""
+    return int(_in_band(points, width, height, border).sum())
 
 
 def _hull_fraction(points: np.ndarray, width: int, height: int) -> float:
