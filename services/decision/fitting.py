@@ -19,7 +19,14 @@ from services.decision.evidence import Rows, to_candidates
 from services.decision.logistic import fit_logistic
 from services.decision.metrics import Answer, LabelledPhoto, summarise
 from services.decision.reliability import choose_threshold, top_answers
-from services.decision.rule import DecisionParams, counts_as_verified, decide, geometric_features, top_margin
+from services.decision.rule import (
+    DecisionParams,
+    counts_as_verified,
+    decide,
+    geometric_features,
+    has_local_evidence,
+    top_margin,
+)
 
 
 def redecide(evidence: Sequence[Rows], params: DecisionParams, *, use_geometric: bool) -> list[Answer]:
@@ -69,8 +76,7 @@ def unverified_samples(
         checked = [c.geometric for c in candidates if c.geometric is not None]
         if not candidates or not checked or any(counts_as_verified(g, min_inliers) for g in checked):
             continue
-        top = candidates[0].geometric
-        if top is None or top.good_matches < min_matches:
+        if not has_local_evidence(candidates[0], min_matches):
             continue
         x.append((candidates[0].similarity, top_margin(candidates)))
         y.append(candidates[0].object_id in photo.expected)

@@ -168,11 +168,11 @@ def unverified_confidence(similarity: float, margin: float, params: DecisionPara
     return _sigmoid(w_sim * similarity + w_margin * margin + params.unverified_bias)
 
 
-def has_local_evidence(candidate: Candidate, params: DecisionParams) -> bool:
-    """Whether the photo shares at least ``unverified_min_matches`` ratio-test matches with the candidate: what the
-    embedding's top candidate needs to be answered when nothing verified."""
+def has_local_evidence(candidate: Candidate, min_matches: int) -> bool:
+    """Whether the photo shares at least ``min_matches`` ratio-test matches with the candidate: what the embedding's
+    top candidate needs (``DecisionParams.unverified_min_matches``) to be answered when nothing verified."""
     g = candidate.geometric
-    return g is not None and g.good_matches >= params.unverified_min_matches
+    return g is not None and g.good_matches >= min_matches
 
 
 def top_margin(candidates: list[Candidate]) -> float:
@@ -213,8 +213,9 @@ def decide(
             for c in candidates
             if c.geometric is not None
         ]
-        if candidates and not any(s.confidence > 0 for s in scored) and has_local_evidence(candidates[0], params):
-            top = candidates[0]
+        top = candidates[0] if candidates else None
+        unverified = not any(s.confidence > 0 for s in scored)
+        if top is not None and unverified and has_local_evidence(top, params.unverified_min_matches):
             fallback = Scored(top, unverified_confidence(top.similarity, top_margin(candidates), params), False)
             scored = [fallback, *(s for s in scored if s.candidate.object_id != top.object_id)]
     else:
