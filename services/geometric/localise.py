@@ -6,12 +6,14 @@ resolution than the whole photo is described at), the same painting gets hundred
 framework; about 10 ms per photo.
 
 How: on a 512 px grey copy (CLAHE, blur), Canny edges are closed into blobs (a frame's edges plus the texture inside
-it) and their holes filled. Blobs joined by thin bridges (a door's edge touching a frame, two frames hung close) are
-cut apart by eroding the mask at a few radii. Each blob's convex hull is fitted with a quadrilateral (a polygon
-approximation, else its minimum-area rectangle); a quadrilateral is kept when it is convex, its corners are neither
-too sharp nor too flat (a painting in perspective or through a fisheye lens, not a sliver), and it fits the blob
-(hull area within ``min_fit`` of the quadrilateral's, blob filling its hull). Overlapping quadrilaterals from
-different radii are one painting: the best fitting one stays.
+it) and their holes filled. A frame the photo's edge cuts is an open U or L of edges: the edge of the photo it runs
+into closes it (not for edges running into opposite sides, such as a dado rail or a door's edge). Blobs joined by
+thin bridges (a door's edge touching a frame, two frames hung close) are cut apart by eroding the mask at a few
+radii. Each blob's convex hull is fitted with a quadrilateral (a polygon approximation, else its minimum-area
+rectangle); a quadrilateral is kept when it is convex, its corners are neither too sharp nor too flat (a painting in
+perspective or through a fisheye lens, not a sliver), and it fits the blob (hull area within ``min_fit`` of the
+quadrilateral's, blob filling its hull). Overlapping quadrilaterals from different radii are one painting: the best
+fitting one stays.
 
 Contract: :func:`locate_paintings` takes (H, W, 3) uint8 RGB or (H, W) uint8 grey and returns :class:`Quad` s whose
 ``corners`` are (4, 2) float64 fractions of the photo's width and height, clockwise from the top-left.
@@ -107,10 +109,36 @@ def _edge_blobs(grey: np.ndarray, thresholds: tuple[int, int]) -> np.ndarray:
     frames with what they enclose."""
     edges = cv2.Canny(grey, *thresholds)
     edges = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7)))
+    edges = _close_at_border(edges)
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(edges)
     cv2.drawContours(filled, contours, -1, 255, cv2.FILLED)
     return filled
+
+
+def _close_at_border(edges: np.ndarray) -> np.ndarray:
+    """The edges with each edge component that runs into the photo's border closed along it: a frame the photo cuts
+    (a painting partly out of the picture) is an open U or L of edges, which only the border it runs into closes.
+    For each side of the photo a component touches, the side is drawn in along the component's bounding box. Only
+    a component touching one side, or two that meet in a corner, is closed: one running into opposite sides spans
+    the photo (a floor line, a wall's edge, a close-up's texture), and closing it would outline the photo itself."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
+    height, width = edges.shape
+    closed = edges.copy()
+    for x, y, w, h in stats[1:count, :4].tolist():
+        x1, y1 = x + w - 1, y + h - 1
+        left, right, top, bottom = x == 0, x1 == width - 1, y == 0, y1 == height - 1
+        if (left and right) or (top and bottom):
+            continue
+        if left:
+            closed[y : y1 + 1, 0] = 255
+        if right:
+            closed[y : y1 + 1, width - 1] = 255
+        if top:
+            closed[0, x : x1 + 1] = 255
+        if bottom:
+            closed[height - 1, x : x1 + 1] = 255
+    return closed
 
 
 def _fit_quad(hull: np.ndarray) -> np.ndarray:

@@ -80,6 +80,34 @@ def test_finds_each_hung_painting_within_a_few_pixels(two_paintings):
         assert 0.8 < quad.score <= 1.0
 
 
+CORNER_CUT = np.array([[700, 380], [1150, 390], [1140, 760], [705, 750]], np.float64)
+"""A painting the photo cuts at its bottom-right corner: about two thirds of it is in the picture."""
+SIDE_CUT = np.array([[-160, 120], [260, 130], [255, 470], [-150, 480]], np.float64)
+"""A painting the photo's left edge cuts through."""
+
+
+@pytest.mark.parametrize("corners", [CORNER_CUT, SIDE_CUT], ids=["corner", "side"])
+def test_finds_a_painting_the_photo_cuts(corners):
+    photo = hang(wall(4), framed(23), corners)
+    visible = np.clip(corners, 0, np.array(WALL) - 1)
+    x0, y0 = visible.min(axis=0) / WALL
+    x1, y1 = visible.max(axis=0) / WALL
+
+    quads = locate_paintings(photo)
+
+    assert len(quads) == 1
+    box = np.array(quads[0].box)
+    assert np.abs(box - [x0, y0, x1, y1]).max() < 0.02, (box, (x0, y0, x1, y1))
+
+
+def test_a_line_across_the_photo_is_not_closed_into_a_painting():
+    photo = wall(5)
+    photo[300:306, :] = 60  # a dado rail from edge to edge
+    photo[:, 500:504] = 60  # a door's edge from top to bottom
+
+    assert locate_paintings(photo) == []
+
+
 def test_no_box_on_a_blank_wall():
     assert locate_paintings(wall(3)) == []
 
