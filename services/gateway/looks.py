@@ -2,11 +2,12 @@
 
 The geometric service locates the framed paintings of a photo (``/extract`` with ``paintings``). After the whole
 photo's candidates are verified, a located painting that no verified candidate's box covers is a painting we have
-not recognised yet: small, far, dark or glare-washed ones, where the whole photo's keypoints are too few. Up to
-``looks`` of them (no larger than ``max_area`` of the photo: big ones are described well by the whole photo) are
-sent to ``/match/paintings``, which rectifies each at a higher resolution and verifies against it the references its
-own features vote for, plus the candidates whose failed check placed them on that painting. What verifies there
-joins the candidates with its box in the photo, and the decision weighs it like any other verified candidate.
+not recognised yet: small, far, dark, glare-washed or cut by the photo's edge, where the whole photo's keypoints are
+too few. Up to ``looks`` of them (no larger than ``max_area`` of the photo: big ones are described well by the whole
+photo) are sent to ``/match/paintings``, which rectifies each at a higher resolution and verifies against it the
+references its own features vote for, plus the candidates whose failed check placed them on that painting. What
+verifies there joins the candidates with its box in the photo, and the decision weighs it like any other verified
+candidate.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class PaintingLooks:
         max_area: largest painting looked at, as a share of the photo's area.
     """
 
-    looks: int = 1
+    looks: int = 2
     shortlist: int = 4
     max_area: float = 0.35
 

@@ -60,10 +60,11 @@ class GatewaySettings(ServiceSettings):
     """References the photo's local features vote for (over the whole collection) that are verified besides the
     embedding's ``default_k``: paintings that are small, dark or glare-washed in the photo are often missing from
     the embedding's candidates; 0 turns the local-feature shortlist off."""
-    painting_looks: int = Field(default=1, ge=0, le=8)
+    painting_looks: int = Field(default=2, ge=0, le=8)
     """Located paintings (framed quadrilaterals the geometric service finds in the photo) that no verified answer
     covers and that are looked at closer: rectified at a higher resolution and verified against the references
-    their own features vote for. Small and far paintings are lost on the whole photo; 0 turns it off."""
+    their own features vote for. Small and far paintings, and those the photo's edge cuts, are lost on the whole
+    photo; 0 turns it off."""
     painting_shortlist: int = Field(default=4, ge=0, le=20)
     """References verified per closer look: the ones its features vote for most."""
     painting_max_area: float = Field(default=0.35, gt=0.0, le=1.0)
