@@ -5,11 +5,12 @@ dozen of the photo's keypoints, too few for a homography. Located and rectified 
 resolution than the whole photo is described at), the same painting gets hundreds. Pure OpenCV and numpy, no web
 framework; about 10 ms per photo.
 
-How: on a 512 px grey copy (CLAHE, blur), Canny edges are closed into blobs (a frame's edges plus the texture inside
-it) and their holes filled. A frame the photo's edge cuts is an open U or L of edges: the edge of the photo it runs
-into closes it (not for edges running into opposite sides, such as a dado rail or a door's edge). Blobs joined by
-thin bridges (a door's edge touching a frame, two frames hung close) are cut apart by eroding the mask at a few
-radii. Each blob's convex hull is fitted with a quadrilateral (a polygon approximation, else its minimum-area
+How: on a 512 px grey copy (CLAHE, blur), Canny edges are closed into blobs (a frame's edges plus the texture inside it)
+and their holes filled. A frame the photo's edge cuts is an open U or L of edges: the edge of the photo it runs into
+closes it (not for edges running into opposite sides, such as a dado rail or a door's edge); as closing can also fill
+what lies between a painting and the edge (a lens's dark corner), the blobs found before closing are candidates too.
+Blobs joined by thin bridges (a door's edge touching a frame, two frames hung close) are cut apart by eroding the mask
+at a few radii. Each blob's convex hull is fitted with a quadrilateral (a polygon approximation, else its minimum-area
 rectangle); a quadrilateral is kept when it is convex, its corners are neither too sharp nor too flat (a painting in
 perspective or through a fisheye lens, not a sliver), and it fits the blob (hull area within ``min_fit`` of the
 quadrilateral's, blob filling its hull). Overlapping quadrilaterals from different radii are one painting: the best
@@ -104,12 +105,19 @@ def order_corners(points: np.ndarray) -> np.ndarray:
     return np.roll(clockwise, -start, axis=0)
 
 
-def _edge_blobs(grey: np.ndarray, thresholds: tuple[int, int]) -> np.ndarray:
-    """The filled blobs of closed Canny edges (hysteresis ``thresholds``) of an equalised, blurred grey image:
-    frames with what they enclose."""
+def _edge_blobs(grey: np.ndarray, thresholds: tuple[int, int]) -> list[np.ndarray]:
+    """The filled blobs of closed Canny edges (hysteresis ``thresholds``) of an equalised, blurred grey image: frames
+    with what they enclose. Two masks when the photo's edge closes any edges (:func:`_close_at_border`): the blobs
+    as found, and those with the photo's edge drawn in, whose larger fillings can also swallow what lies between a
+    painting and the edge (a lens's dark corner, a floor line); both give candidates, the better fitting wins."""
     edges = cv2.Canny(grey, *thresholds)
     edges = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7)))
-    edges = _close_at_border(edges)
+    closed = _close_at_border(edges)
+    return [_filled(e) for e in ([edges, closed] if np.any(closed != edges) else [edges])]
+
+
+def _filled(edges: np.ndarray) -> np.ndarray:
+    """``edges`` with each outer contour filled: the blobs."""
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(edges)
     cv2.drawContours(filled, contours, -1, 255, cv2.FILLED)
@@ -219,7 +227,7 @@ def locate_paintings(image: np.ndarray, params: LocaliseParams = LocaliseParams(
     scored = [
         (s, q / frame)
         for thresholds in params.canny
-        for mask in [_edge_blobs(grey, thresholds)]
+        for mask in _edge_blobs(grey, thresholds)
         for r in params.erosion_radii
         for s, q in _candidates(mask, r, params)
     ]
