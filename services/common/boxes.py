@@ -14,6 +14,8 @@ SAME_PAINTING_SHARE = 0.5
 """Two boxes outline the same painting when the smaller one has at least this share of its area inside the other..."""
 SAME_PAINTING_SIZE = 0.25
 """...and is at least this share of the other's area (a box around a whole wall is not the painting on it)."""
+WITHIN_SHARE = 0.8
+"""A box lies within another when at least this share of its area is inside it."""
 
 
 def area(box: Sequence[float]) -> float:
@@ -35,3 +37,16 @@ def same_painting(a: Sequence[float], b: Sequence[float]) -> bool:
     if small <= 0 or small < SAME_PAINTING_SIZE * large:
         return False
     return intersection(a, b) >= SAME_PAINTING_SHARE * small
+
+
+def within(inner: Sequence[float], outer: Sequence[float]) -> bool:
+    """Whether box ``inner`` lies within ``outer`` (:data:`WITHIN_SHARE` of its area inside it)."""
+    size = area(inner)
+    return size > 0 and intersection(inner, outer) >= WITHIN_SHARE * size
+
+
+def explained_by(located: Sequence[float], verified: Sequence[float]) -> bool:
+    """Whether a verified answer's box ``verified`` explains the localiser's box ``located``: the same painting
+    (:func:`same_painting`), or a part of it (:func:`within`: paintings do not hang inside paintings, so a smaller
+    box inside a recognised one is its texture, a figure or a highlight)."""
+    return same_painting(located, verified) or within(located, verified)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from services.common.boxes import same_painting
+from services.common.boxes import explained_by, same_painting
 from services.common.schemas import LocatedPainting, MatchPaintingsResponse, MatchResult, PaintingQuery, SearchHit
 from services.decision.rule import Candidate
 
@@ -53,15 +53,16 @@ def _verified_box(candidate: Candidate) -> list[float] | None:
 def unexplained(
     paintings: Sequence[LocatedPainting], candidates: Sequence[Candidate], looks: PaintingLooks
 ) -> list[int]:
-    """Indexes of the located paintings to look at closer: no larger than ``max_area``, the same painting as no
-    verified candidate's box (:func:`~services.common.boxes.same_painting`), at most ``looks`` of them. Those an
+    """Indexes of the located paintings to look at closer: no larger than ``max_area``, explained by no verified
+    candidate's box (:func:`~services.common.boxes.explained_by`: the same painting, or a part of it), at most
+    ``looks`` of them. Those an
     unverified candidate's failed check placed on come first (the whole photo already half saw a collection
     painting there), then the rest in the localiser's order (largest first)."""
     boxes = [b for b in (_verified_box(c) for c in candidates) if b is not None]
     open_ = [
         index
         for index, painting in enumerate(paintings)
-        if quad_area(painting) <= looks.max_area and not any(same_painting(painting.box, box) for box in boxes)
+        if quad_area(painting) <= looks.max_area and not any(explained_by(painting.box, box) for box in boxes)
     ]
     placed = {index for index in open_ if _placed_on(paintings[index], candidates)}
     return sorted(open_, key=lambda index: index not in placed)[: looks.looks]

@@ -9,7 +9,8 @@ reference's outline into the photo (``query_box``). So:
   box has at least half of its area inside the larger and is at least a quarter of its size
   (:func:`services.common.boxes.same_painting`: a reference cropped with or without its frame still matches a box
   around a heavy frame, a box around the whole wall does not);
-- a localiser box is **unexplained** when it is the same painting as no verified box of any artwork. That counts
+- a localiser box is **unexplained** when no verified box of any artwork explains it
+  (:func:`services.common.boxes.explained_by`: the same painting, or a box within it, a part of it). That counts
   every false box (a caption, a door, a display case) but also every real painting the collection does not hold or
   the labels leave out, so it is an upper bound of the false boxes;
 - **looked closer**: located paintings rectified and verified on their own because no verified box covered them;
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.common.boxes import same_painting
+from services.common.boxes import explained_by, same_painting
 from services.decision.metrics import Answer, LabelledPhoto
 
 COLUMNS = ("photos", "labelled", "placed", "found", "boxes", "unexplained", "looked closer", "recovered")
@@ -41,7 +42,7 @@ def photo_counts(photo: LabelledPhoto, answer: Answer) -> dict[str, int]:
         "placed": len(placed),
         "found": sum(any(same_painting(r.query_box or [], b) for b in boxes) for r in placed),
         "boxes": len(boxes),
-        "unexplained": sum(not any(same_painting(b, r.query_box or []) for r in verified) for b in boxes),
+        "unexplained": sum(not any(explained_by(b, r.query_box or []) for r in verified) for b in boxes),
         "looked closer": len(answer.looked_closer),
         "recovered": sum(r.painting is not None for r in placed),
     }

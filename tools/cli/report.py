@@ -12,9 +12,9 @@ from tools.cli import localisation
 LOCALISER_NOTE = (
     "Labelled paintings placed (their reference verified, so its outline in the photo is known), found (a box of "
     "the localiser is the same painting: the smaller box half inside the larger, at least a quarter its size), the "
-    "localiser's boxes and those that match no verified artwork (false boxes, or paintings the collection or the "
-    "labels do not hold), located paintings looked at closer (rectified and verified alone) and labelled paintings "
-    "recovered that way."
+    "localiser's boxes and those that no verified artwork explains, as the same painting or a part of it (false "
+    "boxes, or paintings the collection or the labels do not hold), located paintings looked at closer (rectified "
+    "and verified alone) and labelled paintings recovered that way."
 )
 RATE_NAMES = {
     "top1": "top-1 (photos showing a collection artwork)",

@@ -1,8 +1,8 @@
-"""Whether two boxes in a photo outline the same painting."""
+"""Whether two boxes in a photo outline the same painting, and whether a verified box explains a located one."""
 
 from __future__ import annotations
 
-from services.common.boxes import area, intersection, same_painting
+from services.common.boxes import area, explained_by, intersection, same_painting, within
 
 PAINTING = [0.2, 0.2, 0.4, 0.5]
 
@@ -25,3 +25,18 @@ def test_neighbours_and_slight_overlaps_are_other_paintings():
 def test_degenerate_boxes_are_no_painting():
     assert area([0.3, 0.3, 0.2, 0.2]) == 0.0 and intersection(PAINTING, [0.5, 0.5, 0.6, 0.6]) == 0.0
     assert not same_painting([0.3, 0.3, 0.3, 0.4], [0.3, 0.3, 0.3, 0.4])
+
+
+def test_a_small_box_inside_a_recognised_painting_is_explained_as_a_part_of_it():
+    figure = [0.25, 0.3, 0.3, 0.36]  # a twentieth of the painting, inside it
+
+    assert not same_painting(figure, PAINTING)
+    assert within(figure, PAINTING) and explained_by(figure, PAINTING)
+    assert not within(PAINTING, figure) and not explained_by(PAINTING, figure)
+
+
+def test_a_neighbour_overlapping_a_recognised_painting_a_little_is_not_explained():
+    neighbour = [0.35, 0.3, 0.45, 0.4]  # half of it inside the painting's box, a sixth of its size
+
+    assert not within(neighbour, PAINTING) and not explained_by(neighbour, PAINTING)
+    assert not within([0.3, 0.3, 0.3, 0.4], PAINTING)  # an empty box is within nothing

@@ -36,6 +36,13 @@ def test_only_small_paintings_no_verified_box_covers_are_looked_at():
     assert chosen == [2]  # BIG is too large, SMALL is covered by the verified box
 
 
+def test_a_box_inside_a_recognised_painting_is_not_looked_at():
+    seen = Candidate("seen", 0.5, geometric=_result(verified("seen", box=[0.1, 0.1, 0.6, 0.8])))
+    detail = [0.2, 0.3, 0.3, 0.4]  # a figure of the recognised painting, too small to be the same painting
+
+    assert unexplained([located(detail), located(SMALL)], [seen], PaintingLooks(looks=2)) == [1]
+
+
 def test_at_most_looks_paintings_are_looked_at():
     paintings = [located(SMALL), located(OTHER_SMALL)]
 
