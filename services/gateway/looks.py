@@ -55,9 +55,8 @@ def unexplained(
 ) -> list[int]:
     """Indexes of the located paintings to look at closer: no larger than ``max_area``, explained by no verified
     candidate's box (:func:`~services.common.boxes.explained_by`: the same painting, or a part of it), at most
-    ``looks`` of them. Those an
-    unverified candidate's failed check placed on come first (the whole photo already half saw a collection
-    painting there), then the rest in the localiser's order (largest first)."""
+    ``looks`` of them. Those an unverified candidate's failed check placed on come first (the whole photo already
+    half saw a collection painting there), then the rest in the localiser's order (largest first)."""
     boxes = [b for b in (_verified_box(c) for c in candidates) if b is not None]
     open_ = [
         index

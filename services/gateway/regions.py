@@ -41,12 +41,8 @@ def propose_regions(image: Image.Image, limit: int = 8) -> list[list[float]]:
         fixed = [centred(0.7), *halves(width, height)]
     else:
         fixed = [centred(0.8), centred(0.6), centred(0.4), *halves(width, height), [0.15, 0.05, 0.85, 0.75]]
-    regions = [WHOLE, *located]
-    for region in fixed:
-        if len(regions) >= 8:
-            break
-        regions.append(region)
-    return regions[: max(1, limit)]
+    cap = max(1, min(8, limit))
+    return [WHOLE, *located, *fixed][:cap]
 
 
 def _close(mask: np.ndarray) -> np.ndarray:
