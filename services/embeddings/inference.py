@@ -28,6 +28,11 @@ RUNTIME_TOLERANCE = 1e-4
 ONNX_OPSET = 17
 """ONNX operator set of the exported graph."""
 
+ONNX_PASS_CROPS = 4
+"""Most crops in one ONNX Runtime pass. On the CPU a crop costs more in larger passes, as their activations outgrow
+the caches (lite0 at 224 px, one thread, with the arena: 5.6 ms a crop in passes of 1-2, 6.2 in 4, 7.4 in 8, 8.1
+in 16), and the arena holds the largest pass's buffers: a request or micro-batch of 16 crops runs as four passes."""
+
 
 class InferenceRuntime(StrEnum):
     """Which engine runs the model's forward pass."""
@@ -101,18 +106,28 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No arena and no memory pattern: the arena keeps the peak of every batch size seen (~190 MB more resident
-        # after 36 crops at 224 px); without them the service holds ~920 MB instead of ~1150 at the same speed
-        # (measured: three passes of 12 crops, 1.64 s against 1.63 s, on this project's two-core machine).
-        options.enable_cpu_mem_arena = False
+        # The arena keeps the buffers of one pass for the next: without it every pass maps and faults in its
+        # activations again (measured in this process with torch loaded: 13-14 ms a crop at 224 px, half of it
+        # system time, against 5.6-6.2 ms). Passes of at most ONNX_PASS_CROPS bound what the arena holds (the
+        # embeddings service stays at ~940 MiB, as without an arena), and the memory pattern, which keeps one
+        # plan per batch size, stays off.
+        options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
+        width = self._session.get_outputs()[0].shape[1]
+        self._width = width if isinstance(width, int) else 0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Pre-logits features of ``batch``, computed by ONNX Runtime."""
-        (features,) = self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
-        return np.asarray(features, dtype=np.float32)
+        """Pre-logits features of ``batch``, computed by ONNX Runtime in passes of at most :data:`ONNX_PASS_CROPS`."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        passes = [
+            self._session.run(None, {self._input: batch[start : start + ONNX_PASS_CROPS]})[0]
+            for start in range(0, len(batch), ONNX_PASS_CROPS)
+        ]
+        if not passes:
+            return np.zeros((0, self._width), dtype=np.float32)
+        return np.concatenate(passes).astype(np.float32, copy=False)
 
 
 def export_onnx(model: Any, input_size: tuple[int, int, int]) -> bytes:

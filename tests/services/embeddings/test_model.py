@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 from skimage import data
 
 from services.common.errors import ConfigurationError, NotReady
-from services.embeddings.inference import RUNTIME_TOLERANCE, InferenceRuntime
+from services.embeddings.inference import ONNX_PASS_CROPS, RUNTIME_TOLERANCE, InferenceRuntime, OnnxRunner
 from services.embeddings.model import (
     DEFAULT_MODEL,
     TimmEmbedder,
@@ -203,6 +203,25 @@ def test_embed_returns_unit_rows_deterministically_across_batches(embedder: Timm
     assert np.array_equal(batched, embedder.embed(images))
     np.testing.assert_allclose(batched[8], embedder.embed(images[:1])[0], atol=1e-5)
     assert embedder.embed([]).shape == (0, 1280)
+
+
+@pytest.mark.model
+def test_onnx_runs_a_large_batch_in_passes_of_a_few_crops_with_the_same_rows(embedder: TimmEmbedder) -> None:
+    one_call = TimmEmbedder(batch_size=16)  # nine crops reach the runner at once, which runs them 4 + 4 + 1
+    images = [_image(name) for name in ("chelsea", "coffee", "astronaut", "rocket", "camera")] * 2
+    images = images[:9]
+    one_call.load()
+    runner = one_call._runner
+    assert isinstance(runner, OnnxRunner)
+    seen: list[int] = []
+    session_run = runner._session.run
+    runner._session.run = lambda names, feeds: seen.append(len(feeds["pixels"])) or session_run(names, feeds)
+
+    rows = one_call.embed(images)
+
+    assert seen == [ONNX_PASS_CROPS, ONNX_PASS_CROPS, 9 - 2 * ONNX_PASS_CROPS]
+    np.testing.assert_allclose(rows, embedder.embed(images), atol=1e-5)
+    assert runner(np.zeros((0, 3, 224, 224), dtype=np.float32)).shape == (0, 1280)
 
 
 @pytest.mark.model
