@@ -56,8 +56,10 @@ from services.gateway.web import WEB_ROUTES
 log = logging.getLogger(__name__)
 
 
-async def _read_image(settings: GatewaySettings, data: bytes) -> Any:
-    return await anyio.to_thread.run_sync(lambda: decode_image(data, max_pixels=settings.max_image_pixels))
+async def _read_image(settings: GatewaySettings, data: bytes, *, max_side: int | None = None) -> Any:
+    return await anyio.to_thread.run_sync(
+        lambda: decode_image(data, max_pixels=settings.max_image_pixels, max_side=max_side)
+    )
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -134,7 +136,8 @@ async def _identify(request: Request[Any, Any, Any], gateway: Gateway) -> Identi
             f"content type {content_type!r} is not accepted; send application/json or multipart/form-data",
             details={"content_type": content_type},
         )
-    image = await _read_image(settings, data)
+    # the pipeline sees the photo at query_max_side at most: a larger JPEG need not be decoded whole
+    image = await _read_image(settings, data, max_side=settings.query_max_side)
     answer = await gateway.pipeline.identify(image, options or IdentifyOptions())
     gateway.metrics.answers.labels("degraded" if answer.degraded else ("match" if answer.matches else "no_match")).inc()
     return answer

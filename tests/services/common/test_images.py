@@ -182,6 +182,39 @@ def test_sniffs_media_type_from_magic_numbers(picture):
     assert sniff_media_type(encode(picture, "GIF")) == "application/octet-stream"
 
 
+def _big_jpeg(size: tuple[int, int], exif: Image.Exif | None = None) -> bytes:
+    buffer = io.BytesIO()
+    textured(5, size).save(buffer, format="JPEG", quality=95, **({"exif": exif} if exif is not None else {}))
+    return buffer.getvalue()
+
+
+def test_a_large_jpeg_is_decoded_at_the_smallest_scale_still_covering_max_side():
+    data = _big_jpeg((1700, 1200))
+
+    whole = decode_image(data)
+    reduced = decode_image(data, max_side=400)
+
+    assert whole.size == (1700, 1200)
+    assert reduced.size == (425, 300)  # 1/4: the longest side stays >= 400; 1/8 (213) would not
+    assert decode_image(data, max_side=900).size == (1700, 1200)  # 1/2 (850) would be too small
+    assert decode_image(data, max_side=2000).size == (1700, 1200)
+    # the same picture, downscaled: what the caller gets after its own resize differs from decoding it whole by
+    # less than the JPEG itself differs from the original
+    ours = to_array(resize_max_side(reduced, 400)).astype(np.int16)
+    full = to_array(resize_max_side(whole, 400)).astype(np.int16)
+    assert np.abs(ours - full).mean() < 4.0
+
+
+def test_max_side_keeps_exif_orientation_and_leaves_other_formats_whole(picture):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° clockwise for display
+    data = _big_jpeg((1600, 800), exif)
+
+    assert decode_image(data, max_side=200).size == (100, 200)  # 1/8 of the stored frame, then turned upright
+    big_png = encode(picture.resize((640, 480)), "PNG")
+    assert decode_image(big_png, max_side=100).size == (640, 480)
+
+
 def test_resize_max_side_downscales_keeping_aspect_and_never_upscales(picture):
     assert resize_max_side(picture, 32).size == (32, 24)
     assert resize_max_side(picture, 1000) is picture

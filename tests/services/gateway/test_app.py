@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from litestar.testing import TestClient
@@ -84,6 +86,27 @@ def test_identifies_a_multipart_upload_with_form_options(client, backends, photo
     body = assert_identified(response)
     assert backends.body_of("search", "POST", "/search")["k"] == 3
     assert [a["object_id"] for a in body["alternatives"]] == ["other"]
+
+
+def test_a_large_jpeg_is_decoded_only_as_large_as_the_query_needs(backends, tmp_path, monkeypatch):
+    import services.gateway.app as gateway_app
+
+    asked: list[int | None] = []
+    decode = gateway_app.decode_image
+
+    def spy(data, **kwargs):
+        asked.append(kwargs.get("max_side"))
+        return decode(data, **kwargs)
+
+    monkeypatch.setattr(gateway_app, "decode_image", spy)
+    large = encode(in_frame(textured(5, (1600, 1200)), canvas=(2400, 1800)))
+    with gateway(backends, tmp_path, query_max_side=512) as client:
+        response = client.post("/identify", files={"image": ("wall.jpg", large, "image/jpeg")})
+
+    assert_identified(response)
+    assert asked == [512]
+    sent = decode(base64.b64decode(backends.body_of("embeddings", "POST", "/embed")["image"]))
+    assert max(sent.size) == 512  # decoded at 1/2 or 1/4 of 2400, then downscaled as before
 
 
 def test_json_options_reach_the_backends(client, backends, photo):
