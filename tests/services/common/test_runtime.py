@@ -65,3 +65,31 @@ print(given_back, before - rss())
         return
     assert given_back == "True"
     assert int(freed_kib) > 50_000, "most of the freed 200 MB went back to the system"
+
+
+def test_a_batch_job_reuses_large_blocks_instead_of_faulting_them_in_again():
+    script = """
+import resource, sys
+import numpy as np
+from services.common.runtime import reuse_large_blocks
+
+if sys.argv[1] == "reuse":
+    print(reuse_large_blocks())
+np.ones(50 << 20, np.uint8)  # a 50 MB block, freed: above glibc's largest dynamic mmap threshold (32 MB)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    block = np.ones(50 << 20, np.uint8)
+    del block
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+    def faults(mode: str) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+        return run.stdout.split()
+
+    if not sys.platform.startswith("linux"):
+        assert faults("reuse")[0] == "False"
+        return
+    reused, plain = faults("reuse"), faults("plain")
+    assert reused[0] == "True"
+    assert int(reused[1]) * 10 < int(plain[0]), "each new block came from the kept heap, not fresh pages"
