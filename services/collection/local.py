@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -66,6 +67,54 @@ def load_embedder(settings: EmbeddingsSettings | None = None) -> ImageEmbedder:
     embedder = TimmEmbedder.from_settings(settings or EmbeddingsSettings())
     embedder.load()
     return embedder
+
+
+class DeferredEmbedder:
+    """:func:`load_embedder`'s model, built and loaded by ``load()`` (or the first ``embed``), idempotent and
+    thread-safe: nothing of torch or timm is imported before, so a caller can load it while other work runs.
+    ``index build`` extracts the first references' features meanwhile (importing both and loading the model take
+    4.5 s on this project's 2-core machine).
+
+    ``load`` raises ``ConfigurationError`` when the settings name an unusable model.
+    """
+
+    def __init__(self, settings: EmbeddingsSettings | None = None) -> None:
+        """The model of ``settings`` (default: from the environment when loaded)."""
+        self._settings = settings
+        self._model: ImageEmbedder | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Build and load the model, once."""
+        with self._lock:
+            if self._model is None:
+                self._model = load_embedder(self._settings)
+
+    @property
+    def model(self) -> ImageEmbedder:
+        """The loaded model (loaded now if it was not)."""
+        self.load()
+        assert self._model is not None  # set by load()
+        return self._model
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.model.name
+
+    @property
+    def dimension(self) -> int:
+        """The model's vector length."""
+        return self.model.dimension
+
+    @property
+    def preprocessing(self) -> str:
+        """The model's preprocessing, for the snapshot's stamp."""
+        return str(getattr(self.model, "preprocessing", "") or "")
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The model's vectors of ``images``."""
+        return self.model.embed(images)
 
 
 class LocalEmbedder:

@@ -86,12 +86,13 @@ def _free_port() -> int:
 
 
 def _build(source: Path, snapshot: Path, dataset: Dataset, *, prune: bool) -> None:
-    from services.collection.local import load_embedder
-    from services.common.runtime import limit_threads
+    from services.collection.local import DeferredEmbedder
+    from services.common.runtime import limit_threads, reuse_large_blocks
     from tools.cli.build import build_collection, refresh_report
 
     limit_threads(2)
-    report = build_collection(source, snapshot, load_embedder(), catalogue=dataset.catalogue, prune=prune)
+    reuse_large_blocks()
+    report = build_collection(source, snapshot, DeferredEmbedder(), catalogue=dataset.catalogue, prune=prune)
     for problem in report.problems:
         print(f"warning: {problem}")
     print(f"snapshot {snapshot}: {report.total} objects ({len(report.added)} added, {len(report.removed)} removed)")

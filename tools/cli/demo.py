@@ -166,7 +166,7 @@ def _free_port() -> int:
 
 def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Build, serve, identify, summarise; returns 0 when every demo photo is answered right."""
-    from services.collection.local import load_embedder
+    from services.collection.local import DeferredEmbedder
     from tools.cli.build import build_collection
     from tools.cli.identify import describe, identify_file
     from tools.cli.local_stack import SERVICES, LocalStack
@@ -180,7 +180,7 @@ def run_demo(workdir: Path | None = None, out: TextIO = sys.stdout) -> int:
             f"({sum(1 for q in queries if not q.expected)} of things not in the collection)",
             file=out,
         )
-        embedder = load_embedder()  # the EMBEDDINGS_* settings the stack's embeddings service reads too
+        embedder = DeferredEmbedder()  # the EMBEDDINGS_* settings the stack's embeddings service reads too
         snapshot = root / "snapshot"
         report = build_collection(collection, snapshot, embedder, catalogue=catalogue)
         print(f"indexed {report.total} artworks into {snapshot}", file=out)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from services.collection.features import FORMAT, FeatureStore
+from services.collection.local import LocalFeatures
 from services.collection.stamp import ModelMismatch
 from services.collection.vectors import VectorIndex
+from services.common.errors import ConfigurationError
 from services.geometric.verify import VerifyParams
 from tests.services.fakes import FakeEmbedder, encode, textured
+from tools.cli import build as build_module
 from tools.cli.build import build_collection, check_snapshot, sha256_file
 from tools.cli.main import main
 
@@ -314,3 +318,68 @@ def test_parallel_workers_store_features_in_the_batch_order_whatever_finishes_fi
     assert many.ids() == one.ids() == ["alpha", "beta", "gamma"]
     for object_id in many.ids():
         np.testing.assert_array_equal(many.get(object_id).descriptors, one.get(object_id).descriptors)
+
+
+@pytest.fixture
+def counted_extractions(monkeypatch) -> threading.Event:
+    """Set once a reference's features have been extracted; ``LocalFeatures.extract`` counts its calls."""
+    extracted = threading.Event()
+    real = LocalFeatures.extract
+    LocalFeatures.calls = 0  # type: ignore[attr-defined]
+
+    def extract(self, reference):
+        result = real(self, reference)
+        LocalFeatures.calls += 1  # type: ignore[attr-defined]
+        extracted.set()
+        return result
+
+    monkeypatch.setattr(LocalFeatures, "extract", extract)
+    yield extracted
+    del LocalFeatures.calls  # type: ignore[attr-defined]
+
+
+def test_features_are_extracted_while_the_model_loads(source, snapshot, counted_extractions):
+    class SlowLoading(FakeEmbedder):
+        saw_features = False
+
+        def load(self):
+            # a build that waited for the model before extracting would keep this waiting for the whole timeout
+            self.saw_features = counted_extractions.wait(timeout=30)
+            super().load()
+
+    embedder = SlowLoading()
+    build_collection(source, snapshot, embedder, batch_size=1)
+
+    assert embedder.saw_features and embedder.loaded
+    assert_consistent(snapshot)
+
+
+def test_extraction_runs_at_most_the_lookahead_ahead_of_the_stored_batches(
+    source, snapshot, monkeypatch, counted_extractions
+):
+    for seed in range(34, 39):
+        (source / f"extra{seed}.jpg").write_bytes(encode(textured(seed, (160, 120))))
+    monkeypatch.setattr(build_module, "LOOKAHEAD_BATCHES", 1)
+    seen: list[int] = []
+
+    class Counting(FakeEmbedder):
+        def embed(self, images):
+            seen.append(LocalFeatures.calls)  # type: ignore[attr-defined]
+            return super().embed(images)
+
+    report = build_collection(source, snapshot, Counting(), batch_size=2)
+
+    assert len(report.added) == 8 and len(seen) == 4
+    for stored, extracted in enumerate(seen):  # before embedding batch k, at most batches k and k + 1 are extracted
+        assert extracted <= 2 * (stored + 2)
+    assert_consistent(snapshot)
+
+
+def test_a_model_that_fails_to_load_stops_the_build_before_anything_is_saved(source, snapshot):
+    class Broken(FakeEmbedder):
+        def load(self):
+            raise ConfigurationError("the weights do not fit the model")
+
+    with pytest.raises(ConfigurationError, match="do not fit"):
+        build_collection(source, snapshot, Broken())
+    assert not snapshot.exists()
