@@ -38,7 +38,8 @@ class VerifyParams:
     Defaults were chosen on both dev sets (museum-dev's wall photos and estense-dev's gallery pictures) and checked
     on simulated gallery pictures (``bench/gallery_photos.py``): queries at 800 px with 2000 SIFT keypoints after
     CLAHE against references at 640 px with 500 keypoints. Given its own reference, 22 of estense-dev's 25 labelled
-    paintings verify (ORB at 640 px: 5), and no wrong pair verifies on either set. Queries at 720 px with 1500
+    paintings verify (ORB at 640 px: 5), and no wrong pair verifies on either set. References have been extracted at
+    480 px since 2026-12-04 (see ``reference_max_side``). Queries at 720 px with 1500
     keypoints cost a third less and verified one estense painting fewer among the ten most-voted references (20
     against 21); 1024 px with 3000 cost half as much again and gained nothing.
 
@@ -46,7 +47,13 @@ class VerifyParams:
         max_side: longest query side in pixels after downscaling, before extraction (never upscaled).
         n_features: most SIFT keypoints kept per query image.
         reference_max_side: longest reference side in pixels before extraction. A reference is a tight crop of the
-            painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall.
+            painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall. 480 instead
+            of 640 (2026-12-04) costs 31 instead of 57 ms of SIFT a reference on one core, and kept or raised every
+            figure: museum-dev top-1 201 → 202 of 202, the open-set runs (seeds 0-2) 153 → 154 of 154, 159 → 160 of
+            160 and 100 %, estense-dev unchanged (13 of 14), simulated gallery pictures 26 → 27 of 29 complete and,
+            with captions, 52 → 54 of 55; precision and "no match" stayed 100 % everywhere. A photo shows a painting
+            smaller than its reference, so 500 keypoints at coarser scales match more of it (median inliers of true
+            pairs +3 % on museum-dev, +17 % on estense-dev). 512 gave every 640 answer unchanged.
         reference_features: most keypoints kept per reference image; matching cost grows with the product of the
             two counts.
         clahe: equalise local contrast (CLAHE on the grey image) before detection: dark varnished canvases and
@@ -88,7 +95,7 @@ class VerifyParams:
 
     max_side: int = 800
     n_features: int = 2000
-    reference_max_side: int = 640
+    reference_max_side: int = 480
     reference_features: int = 500
     clahe: bool = True
     clahe_clip: float = 3.0
