@@ -16,8 +16,8 @@ indexed with their features and skips them.
 
 After a build that changed the snapshot (or when it has no report yet), :func:`refresh_report` runs ``index doctor``'s
 analysis and saves ``report.json``: its near-duplicate pairs are what ``/identify`` answers together when a photo
-cannot tell them apart. It costs a share of the indexing (museum-dev's 396 artworks: 6 s, up to 18 s under load,
-against 16 s of indexing on two cores); ``index build --no-report`` leaves it to a later ``index doctor``.
+cannot tell them apart. It costs a share of the indexing (museum-dev's 396 artworks: about 2.7 s against 12 s of
+indexing on two cores); ``index build --no-report`` leaves it to a later ``index doctor``.
 """
 
 from __future__ import annotations
