@@ -38,13 +38,20 @@ class VerifyParams:
     Defaults were chosen on both dev sets (museum-dev's wall photos and estense-dev's gallery pictures) and checked
     on simulated gallery pictures (``bench/gallery_photos.py``): queries at 800 px with 2000 SIFT keypoints after
     CLAHE against references at 640 px with 500 keypoints. Given its own reference, 22 of estense-dev's 25 labelled
-    paintings verify (ORB at 640 px: 5), and no wrong pair verifies on either set. References have been extracted at
-    480 px since 2026-12-04 (see ``reference_max_side``). Queries at 720 px with 1500
+    paintings verify (ORB at 640 px: 5), and no wrong pair verifies on either set. Queries at 720 px with 1500
     keypoints cost a third less and verified one estense painting fewer among the ten most-voted references (20
-    against 21); 1024 px with 3000 cost half as much again and gained nothing.
+    against 21); 1024 px with 3000 cost half as much again and gained nothing. Since 2026-12-04 references are
+    extracted at 480 px (see ``reference_max_side``), and against them queries at 720 px with 1500 keypoints lose
+    no real photo's answer (see ``max_side``).
 
     Attributes:
-        max_side: longest query side in pixels after downscaling, before extraction (never upscaled).
+        max_side: longest query side in pixels after downscaling, before extraction (never upscaled). 720 px
+            with 1500 keypoints instead of 800 with 2000 (2026-12-04, against 480-px references): the geometric
+            service's CPU per photo 184-192 -> 150-156 ms, ``/identify`` p50 171-178 -> 144-148 ms one at a time,
+            7.4-7.5 -> 8.7 photos/s at concurrency 8 on two cores. museum-dev, estense-dev, the three open-set
+            seeds and two gallery simulations gave the same figures. The captioned simulation lost one complete
+            answer (18 instead of 19 of 24): ``mcv_bbdd_00184`` in ``gallery_sim__003_0058``, which had verified
+            at the threshold (13 inliers, 6 on the painting) and got 9.
         n_features: most SIFT keypoints kept per query image.
         reference_max_side: longest reference side in pixels before extraction. A reference is a tight crop of the
             painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall. 480 instead
@@ -93,8 +100,8 @@ class VerifyParams:
         fine_features: most keypoints of the finer query set.
     """
 
-    max_side: int = 800
-    n_features: int = 2000
+    max_side: int = 720
+    n_features: int = 1500
     reference_max_side: int = 480
     reference_features: int = 500
     clahe: bool = True

@@ -12,6 +12,7 @@ from services.collection.features import DESCRIPTOR_SIZE, FeatureStore
 from services.common.arrays import encode_array
 from services.geometric.app import create_app
 from services.geometric.settings import GeometricSettings
+from services.geometric.verify import VerifyParams
 from tests.services.fakes import b64, encode, in_frame, textured
 
 # in_frame() pastes the 320x240 reference at 0.8 scale at (30, 20) on a 400x300 wall.
@@ -266,10 +267,11 @@ def test_extract_adds_the_finer_feature_set_only_when_asked(client):
 
     assert plain.get("fine") is None
     assert both["features"] == plain["features"]
-    assert (plain["features"]["width"], plain["features"]["height"]) == (800, 600)
+    params = VerifyParams()  # the service's extraction settings: the photo is 4:3
+    assert (plain["features"]["width"], plain["features"]["height"]) == (params.max_side, params.max_side * 3 // 4)
     fine = both["fine"]
-    assert (fine["width"], fine["height"]) == (1024, 768)
-    assert plain["features"]["count"] < fine["count"] <= 3000
+    assert (fine["width"], fine["height"]) == (params.fine_max_side, params.fine_max_side * 3 // 4)
+    assert plain["features"]["count"] < fine["count"] <= params.fine_features
 
 
 def test_match_batch_takes_the_finer_set_and_marks_only_results_it_changed(stocked, photo_of_a):
