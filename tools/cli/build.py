@@ -127,6 +127,7 @@ def build_collection(
 
     Raises:
         ModelMismatch: the snapshot's vectors come from another model than ``embedder``.
+        ConfigurationError: ``embedder`` failed to load (raised before anything is saved).
     """
     started = time.perf_counter()
     report = BuildReport()
@@ -178,7 +179,8 @@ async def _index_batches(
 
     async def store_next() -> None:
         nonlocal loading, since_checkpoint
-        size, extracted = await ahead.popleft()
+        size, problems, extracted = await ahead.popleft()
+        build.report.problems.extend(problems)  # in the batches' order, whatever finished first
         if loading is not None:
             await asyncio.wrap_future(loading)
             loading = None
@@ -237,9 +239,9 @@ def _plan(build: _Build, sources: Sequence[SourceImage], rows: dict[str, ObjectM
     return todo
 
 
-_Extracted = tuple[int, list[tuple[Todo, Reference, FeatureSet]]]
-"""A batch ready to embed and store: its size, and each decodable image's entry, prepared reference and local
-features."""
+_Extracted = tuple[int, list[str], list[tuple[Todo, Reference, FeatureSet]]]
+"""A batch ready to embed and store: its size, why images of it were skipped, and each decodable image's entry,
+prepared reference and local features."""
 
 
 async def _extract_batch(build: _Build, batch: Sequence[Todo], pool: Executor) -> _Extracted:
@@ -247,14 +249,14 @@ async def _extract_batch(build: _Build, batch: Sequence[Todo], pool: Executor) -
     one is reported and skipped), then every reference's features extracted, in the batch's order."""
     loop = asyncio.get_running_loop()
     results = await asyncio.gather(*(loop.run_in_executor(pool, _prepare, entry) for entry in batch))
-    prepared = []
+    prepared, problems = [], []
     for entry, result in zip(batch, results, strict=True):
         if isinstance(result, str):
-            build.report.problems.append(result)
+            problems.append(result)
         else:
             prepared.append((entry, result))
     features = await build.features.extract_many([reference for _, reference in prepared], pool)
-    return len(batch), [(entry, ref, found) for (entry, ref), found in zip(prepared, features, strict=True)]
+    return len(batch), problems, [(entry, ref, found) for (entry, ref), found in zip(prepared, features, strict=True)]
 
 
 def _prepare(entry: Todo) -> Reference | str:

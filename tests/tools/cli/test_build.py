@@ -158,6 +158,16 @@ def test_an_unreadable_image_is_reported_and_skipped(source, snapshot):
     assert "broken" not in index
 
 
+def test_unreadable_images_are_reported_in_the_folders_order_whatever_decodes_first(source, snapshot):
+    for name in ("a-broken.jpg", "delta-broken.jpg", "zeta-broken.jpg"):
+        (source / name).write_bytes(b"\xff\xd8\xff not really a jpeg")
+
+    report = build_collection(source, snapshot, FakeEmbedder(), batch_size=1, workers=3)
+
+    assert [p.split(":")[0] for p in report.problems] == ["a-broken.jpg", "delta-broken.jpg", "zeta-broken.jpg"]
+    assert sorted(report.added) == ["alpha", "beta", "gamma"]
+
+
 def test_small_batches_give_the_same_collection(source, snapshot, tmp_path):
     embedder = FakeEmbedder()
     ticks: list[int] = []
