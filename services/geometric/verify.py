@@ -60,7 +60,8 @@ class VerifyParams:
             160 and 100 %, estense-dev unchanged (13 of 14), simulated gallery pictures 26 → 27 of 29 complete and,
             with captions, 52 → 54 of 55; precision and "no match" stayed 100 % everywhere. A photo shows a painting
             smaller than its reference, so 500 keypoints at coarser scales match more of it (median inliers of true
-            pairs +3 % on museum-dev, +17 % on estense-dev). 512 gave every 640 answer unchanged.
+            pairs +3 % on museum-dev, +17 % on estense-dev). 512 gave the 640 answers but for their order
+            within a few multi-artwork answers and one unlabelled painting no longer named.
         reference_features: most keypoints kept per reference image; matching cost grows with the product of the
             two counts.
         clahe: equalise local contrast (CLAHE on the grey image) before detection: dark varnished canvases and
