@@ -51,7 +51,8 @@ class VerifyParams:
             7.4-7.5 -> 8.7 photos/s at concurrency 8 on two cores. museum-dev, estense-dev, the three open-set
             seeds and two gallery simulations gave the same figures. The captioned simulation lost one complete
             answer (18 instead of 19 of 24): ``mcv_bbdd_00184`` in ``gallery_sim__003_0058``, which had verified
-            at the threshold (13 inliers, 6 on the painting) and got 9.
+            at the threshold (13 inliers, 6 on the painting) and got 9. 640 px with 1200 lost an estense
+            painting (12 of 14).
         n_features: most SIFT keypoints kept per query image.
         reference_max_side: longest reference side in pixels before extraction. A reference is a tight crop of the
             painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall. 480 instead
