@@ -44,6 +44,11 @@ class ImageEmbedder(Protocol):
         """Vector length D (known once loaded)."""
         ...
 
+    def load(self) -> None:
+        """Load the weights, once (idempotent and thread-safe; ``embed`` loads them too). Raises
+        ``ConfigurationError`` when they do not fit."""
+        ...
+
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``(N, D)`` float32 rows of unit L2 norm."""
         ...

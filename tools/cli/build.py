@@ -142,8 +142,7 @@ def build_collection(
         ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1), thread_name_prefix="build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="build-model") as loader,
     ):
-        load = getattr(embedder, "load", None)
-        loading = loader.submit(load) if todo and callable(load) else None
+        loading = loader.submit(embedder.load) if todo else None
         batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         asyncio.run(_index_batches(build, recipe, batches, embedder, pool, loading, tick, checkpoint_every))
     removed = _prune(build, {item.object_id for item in sources}) if prune else []
@@ -215,9 +214,7 @@ def _open_index(layout: Snapshot, embedder: ImageEmbedder) -> VectorIndex | None
         return None
     index = VectorIndex.load(layout.search_file)
     if index.model:  # vectors added through the API before any build carry no model name
-        load = getattr(embedder, "load", None)
-        if callable(load):  # its stamp is known once loaded
-            load()
+        embedder.load()  # its stamp is known once loaded
         ensure_same_model(index.stamp, model_stamp(embedder), snapshot=layout.root, who="this build")
     return index
 
