@@ -42,7 +42,7 @@ class VerifyParams:
     keypoints cost a third less and verified one estense painting fewer among the ten most-voted references (20
     against 21); 1024 px with 3000 cost half as much again and gained nothing. Since 2026-12-04 references are
     extracted at 480 px (see ``reference_max_side``), and against them queries at 720 px with 1500 keypoints lose
-    no real photo's answer (see ``max_side``).
+    no real photo's answer (see ``max_side``); since stop 23, 1200 keypoints (see ``n_features``).
 
     Attributes:
         max_side: longest query side in pixels after downscaling, before extraction (never upscaled). 720 px
@@ -53,7 +53,15 @@ class VerifyParams:
             answer (18 instead of 19 of 24): ``mcv_bbdd_00184`` in ``gallery_sim__003_0058``, which had verified
             at the threshold (13 inliers, 6 on the painting) and got 9. 640 px with 1200 lost an estense
             painting (12 of 14).
-        n_features: most SIFT keypoints kept per query image.
+        n_features: most SIFT keypoints kept per query image, strongest first. 1200 instead of 1500 (2026-12-04,
+            stop 23): the vote and every verification compare fewer descriptors and fewer are described, so the
+            geometric steps cost 11 % less CPU (``bench/stage_costs.py``, both in turn photo by photo: extract +
+            vote + verify 162 -> 144 ms a museum-dev photo on one core) and the geometric service 277 instead of 303-308 ms a photo at
+            concurrency 8 (alternating pairs of ``bench/identify_latency.py``, 4.41-4.48 -> 4.73-4.77 photos/s on
+            this machine that day, slower than on earlier days). The same answers on museum-dev, estense-dev, the
+            three open-set seeds and three gallery simulations (seeds 0 and 7, seed 3 with captions), but for
+            the order within six multi-artwork answers; median inliers of the true pairs -6 % on museum-dev,
+            -12 % on estense-dev, the lowest unchanged (14).
         reference_max_side: longest reference side in pixels before extraction. A reference is a tight crop of the
             painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall. 480 instead
             of 640 (2026-12-04) costs 31 instead of 57 ms of SIFT a reference on one core, and kept or raised every
@@ -103,7 +111,7 @@ class VerifyParams:
     """
 
     max_side: int = 720
-    n_features: int = 1500
+    n_features: int = 1200
     reference_max_side: int = 480
     reference_features: int = 500
     clahe: bool = True
