@@ -56,12 +56,12 @@ class VerifyParams:
         n_features: most SIFT keypoints kept per query image, strongest first. 1200 instead of 1500 (2026-12-04,
             stop 23): the vote and every verification compare fewer descriptors and fewer are described, so the
             geometric steps cost 11 % less CPU (``bench/stage_costs.py``, both in turn photo by photo: extract +
-            vote + verify 162 -> 144 ms a museum-dev photo on one core) and the geometric service 277 instead of 303-308 ms a photo at
-            concurrency 8 (alternating pairs of ``bench/identify_latency.py``, 4.41-4.48 -> 4.73-4.77 photos/s on
-            this machine that day, slower than on earlier days). The same answers on museum-dev, estense-dev, the
-            three open-set seeds and three gallery simulations (seeds 0 and 7, seed 3 with captions), but for
-            the order within six multi-artwork answers; median inliers of the true pairs -6 % on museum-dev,
-            -12 % on estense-dev, the lowest unchanged (14).
+            vote + verify 162 -> 144 ms a museum-dev photo on one core) and the geometric service 277 instead of
+            303-308 ms a photo at concurrency 8 (alternating pairs of ``bench/identify_latency.py``, 4.41-4.48 ->
+            4.73-4.77 photos/s on this machine that day, slower than on earlier days). The same answers on
+            museum-dev, estense-dev, the three open-set seeds and three gallery simulations (seeds 0 and 7, seed 3
+            with captions), but for the order within six multi-artwork answers; median inliers of the true pairs
+            -6 % on museum-dev, -12 % on estense-dev, the lowest unchanged (14).
         reference_max_side: longest reference side in pixels before extraction. A reference is a tight crop of the
             painting, so a smaller frame covers it as densely as ``max_side`` covers a photo of a wall. 480 instead
             of 640 (2026-12-04) costs 31 instead of 57 ms of SIFT a reference on one core, and kept or raised every
