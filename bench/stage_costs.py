@@ -64,11 +64,14 @@ from services.collection.layout import Snapshot
 from services.common.images import decode_image, resize_max_side, to_array, to_jpeg
 from services.embeddings.model import TimmEmbedder
 from services.embeddings.pipeline import crop_regions
+from services.gateway.pipeline import merge_hits
 from services.gateway.regions import propose_regions
 from services.gateway.settings import GatewaySettings
 from services.geometric.localise import locate_paintings
 from services.geometric.references import References
+from services.geometric.retrieval import Vote
 from services.geometric.verify import VerifyParams, extract_features
+from services.search.app import hit_to_wire
 from services.search.live_index import LiveIndex
 
 T = TypeVar("T")
@@ -161,8 +164,7 @@ class Floor:
         pixels = costs.timed("decode", lambda: to_array(decode_image(jpeg)))
         query = costs.timed("extract", lambda: extract_features(pixels, params))
         votes = costs.timed("vote", lambda: self.references.shortlist(query, settings.shortlist))
-        voted = [v.object_id for v in votes]
-        ids = front_step("search", lambda: self._search(vectors, voted))
+        ids = front_step("search", lambda: self._search(vectors, votes))
         costs.timed("locate", lambda: locate_paintings(pixels))
         costs.timed("verify", lambda: self.references.verify(query, ids))
         costs.candidates.append(len(ids))
@@ -176,15 +178,14 @@ class Floor:
     def _embed(self, jpeg: bytes, regions: list[list[float]]) -> np.ndarray:
         return self.embedder.embed(crop_regions(decode_image(jpeg), regions))
 
-    def _search(self, vectors: np.ndarray, voted: list[str]) -> list[str]:
-        """The candidates the gateway verifies: the best ``k`` artworks over the regions, then the voted ones."""
-        best: dict[str, float] = {}
-        for row in self.search.search(vectors, self.gateway.default_k):
-            for hit in row:
-                best[hit.object_id] = max(hit.score, best.get(hit.object_id, -1.0))
-        ranked = sorted(best, key=lambda object_id: -best[object_id])[: self.gateway.default_k]
-        scored = {hit.object_id for hit in self.search.score(vectors, voted)} if voted else set()
-        return ranked + [object_id for object_id in voted if object_id not in ranked and object_id in scored]
+    def _search(self, vectors: np.ndarray, votes: list[Vote]) -> list[str]:
+        """The candidates the gateway verifies, merged as it merges them (:func:`merge_hits`): the best ``k``
+        artworks over the regions, then the voted ones the search service scores."""
+        k = self.gateway.default_k
+        rows = [[hit_to_wire(hit) for hit in row] for row in self.search.search(vectors, k)]
+        voted = [vote.object_id for vote in votes]
+        included = [hit_to_wire(hit) for hit in self.search.score(vectors, voted)]
+        return [c.object_id for c in merge_hits(rows, k, included, {v.object_id: v.votes for v in votes})]
 
 
 def photos_in(folder: Path, limit: int) -> list[Path]:

@@ -96,13 +96,14 @@ def search(data: JSONBody[SearchRequest], service: Service) -> SearchResponse:
     hits = catalog.search(vectors, data.k)
     scored = catalog.score(vectors, list(data.include))
     # metadata comes with each hit, read with its vector: a concurrent removal cannot leave a hit without it
-    results = [[_wire(h) for h in row] for row in hits]
+    results = [[hit_to_wire(h) for h in row] for row in hits]
     elapsed = (time.perf_counter() - started) * 1000
-    included = [_wire(h) for h in scored]
+    included = [hit_to_wire(h) for h in scored]
     return SearchResponse(results=results, index_size=catalog.size, processing_time_ms=elapsed, included=included)
 
 
-def _wire(hit: Hit) -> SearchHit:
+def hit_to_wire(hit: Hit) -> SearchHit:
+    """A search result as ``POST /search`` answers it."""
     return SearchHit(hit.object_id, hit.score, hit.rank, hit.metadata)
 
 
